@@ -1,0 +1,141 @@
+"""Typed errors of the provider.
+
+Every error this package raises on purpose derives from :class:`FacebookGraphError`, so callers (and
+property-based tests) can tell "ours, with a clear message" from an unexpected crash. Messages never
+contain the access token: the hook scrubs text before it reaches these classes.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from airflow.sdk.exceptions import AirflowException
+
+
+class FacebookGraphError(AirflowException):
+    """Base class of every error raised by airflow_fb_async."""
+
+
+class GraphInputError(FacebookGraphError, ValueError):
+    """Bad input, found before any HTTP call. Names the offending item (index and/or name)."""
+
+    def __init__(self, message: str, *, index: int | None = None, name: str | None = None) -> None:
+        self.index = index
+        self.name = name
+        where = []
+        if index is not None:
+            where.append(f"#{index}")
+        if name is not None:
+            where.append(repr(name))
+        prefix = f"request {' '.join(where)}: " if where else ""
+        super().__init__(prefix + message)
+
+
+class GraphAPIError(FacebookGraphError):
+    """An error answered by the Graph API (or a transport failure shaped like one).
+
+    Carries Graph's error envelope fields and the HTTP status.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        code: int | None = None,
+        error_subcode: int | None = None,
+        type: str | None = None,
+        is_transient: bool = False,
+        fbtrace_id: str | None = None,
+        status_code: int | None = None,
+        error_user_title: str | None = None,
+        error_user_msg: str | None = None,
+        method: str | None = None,
+        path: str | None = None,
+    ) -> None:
+        self.message = message
+        self.code = code
+        self.error_subcode = error_subcode
+        self.type = type
+        self.is_transient = is_transient
+        self.fbtrace_id = fbtrace_id
+        self.status_code = status_code
+        self.error_user_title = error_user_title
+        self.error_user_msg = error_user_msg
+        self.method = method
+        self.path = path
+        super().__init__(self._render())
+
+    def _render(self) -> str:
+        parts = [f"Graph API error {self.code}"]
+        if self.error_subcode:
+            parts[0] += f"/{self.error_subcode}"
+        if self.type:
+            parts.append(f"({self.type})")
+        if self.status_code is not None:
+            parts.append(f"HTTP {self.status_code}")
+        if self.method and self.path is not None:
+            parts.append(f"on {self.method} /{self.path.lstrip('/')}")
+        text = " ".join(parts) + f": {self.message}"
+        if self.error_user_msg and self.error_user_msg not in self.message:
+            text += f" ({self.error_user_msg})"
+        if self.fbtrace_id:
+            text += f" [fbtrace_id={self.fbtrace_id}]"
+        return text
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-serialisable view (for XComs and trigger events)."""
+        return {
+            "message": self.message,
+            "code": self.code,
+            "error_subcode": self.error_subcode,
+            "type": self.type,
+            "is_transient": self.is_transient,
+            "fbtrace_id": self.fbtrace_id,
+            "status_code": self.status_code,
+        }
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_rebuild_api_error, (type(self), self.message, self.__dict__.copy()))
+
+
+def _rebuild_api_error(cls: type[GraphAPIError], message: str, state: dict[str, Any]) -> GraphAPIError:
+    err = cls.__new__(cls)
+    Exception.__init__(err, message)
+    err.__dict__.update(state)
+    Exception.__init__(err, err._render())
+    return err
+
+
+class GraphAuthError(GraphAPIError):
+    """Invalid or expired token (190), bad appsecret_proof, missing permission (10, 200)."""
+
+
+class GraphThrottledError(GraphAPIError):
+    """Rate limited (4, 17, 32, 341, 613, 80000-80014). ``retry_after`` is seconds, when known."""
+
+    def __init__(self, message: str, *, retry_after: float | None = None, **kwargs: Any) -> None:
+        self.retry_after = retry_after
+        super().__init__(message, **kwargs)
+
+
+class GraphTransientError(GraphAPIError):
+    """A failure Graph marks as temporary (codes 1, 2, is_transient, HTTP 5xx, network errors)."""
+
+
+class GraphAmbiguousError(GraphAPIError):
+    """The request was sent but no answer came back: it may or may not have taken effect.
+
+    Raised instead of blindly resending a non-idempotent call (a POST that creates something).
+    """
+
+
+class GraphBatchError(FacebookGraphError):
+    """A standard batch ran to the end but some entries failed (``fail_on_error=True``)."""
+
+    def __init__(self, message: str, failures: list[dict[str, Any]]) -> None:
+        self.failures = failures
+        super().__init__(message)
+
+
+class AsyncRequestSetError(FacebookGraphError):
+    """Waiting on async request sets ended badly (error or timeout), or requests failed."""

@@ -1,0 +1,1 @@
+"""Hooks: the one place that knows how to talk to the Graph API."""

@@ -1,0 +1,93 @@
+"""Async request statuses, normalised in one place.
+
+Graph's docs, its SDK and its answers spell statuses differently (``initial``, ``In_progress``,
+``SUCCESS``...). Everything here compares case-insensitively and speaks upper case.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from enum import Enum
+
+
+class AsyncRequestStatus(str, Enum):
+    """Status of one request inside an async request set."""
+
+    INITIAL = "INITIAL"
+    IN_PROGRESS = "IN_PROGRESS"
+    PENDING_DEPENDENCY = "PENDING_DEPENDENCY"
+    SUCCESS = "SUCCESS"
+    ERROR = "ERROR"
+    CANCELED = "CANCELED"
+    ERROR_DEPENDENCY = "ERROR_DEPENDENCY"
+    CANCELED_DEPENDENCY = "CANCELED_DEPENDENCY"
+    USER_CANCELED = "USER_CANCELED"
+    USER_CANCELED_DEPENDENCY = "USER_CANCELED_DEPENDENCY"
+    ERROR_CONFLICTS = "ERROR_CONFLICTS"
+
+    @classmethod
+    def parse(cls, value: str) -> AsyncRequestStatus:
+        """Parse any spelling (``in_progress``, ``In_progress``, ``in progress``); ValueError if unknown."""
+        key = str(value).strip().upper().replace(" ", "_").replace("-", "_")
+        if key == "CANCELLED":
+            key = "CANCELED"
+        try:
+            return cls(key)
+        except ValueError:
+            known = ", ".join(s.value for s in cls)
+            raise ValueError(f"unknown async request status {value!r} (known: {known})") from None
+
+    def is_terminal(self) -> bool:
+        return self in TERMINAL_STATUSES
+
+    def is_success(self) -> bool:
+        return self is AsyncRequestStatus.SUCCESS
+
+    def is_error(self) -> bool:
+        return self in ERROR_STATUSES
+
+    def is_canceled(self) -> bool:
+        return self in CANCELED_STATUSES
+
+
+ERROR_STATUSES = frozenset(
+    {AsyncRequestStatus.ERROR, AsyncRequestStatus.ERROR_DEPENDENCY, AsyncRequestStatus.ERROR_CONFLICTS}
+)
+CANCELED_STATUSES = frozenset(
+    {
+        AsyncRequestStatus.CANCELED,
+        AsyncRequestStatus.CANCELED_DEPENDENCY,
+        AsyncRequestStatus.USER_CANCELED,
+        AsyncRequestStatus.USER_CANCELED_DEPENDENCY,
+    }
+)
+TERMINAL_STATUSES = frozenset({AsyncRequestStatus.SUCCESS}) | ERROR_STATUSES | CANCELED_STATUSES
+
+
+def normalize_statuses(statuses: str | Iterable[str] | None) -> list[str] | None:
+    """Validate and upper-case a status filter (one status, a comma list, or an iterable)."""
+    if statuses is None:
+        return None
+    items = statuses.split(",") if isinstance(statuses, str) else list(statuses)
+    out: list[str] = []
+    for item in items:
+        if not isinstance(item, str):
+            raise ValueError(f"status filter items must be strings, got {type(item).__name__}: {item!r}")
+        if item.strip():
+            status = AsyncRequestStatus.parse(item).value
+            if status not in out:
+                out.append(status)
+    if not out:
+        raise ValueError("status filter is empty")
+    return out
+
+
+# Count fields of a request set, in the order logs and XComs show them.
+SET_COUNT_FIELDS = (
+    "total_count",
+    "initial_count",
+    "in_progress_count",
+    "success_count",
+    "error_count",
+    "canceled_count",
+)
