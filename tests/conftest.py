@@ -5,19 +5,31 @@ The environment variables must be set before anything imports airflow.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 _AIRFLOW_HOME = tempfile.mkdtemp(prefix="fb_async_airflow_home_")
 os.environ["AIRFLOW_HOME"] = _AIRFLOW_HOME
 os.environ["AIRFLOW__CORE__UNIT_TEST_MODE"] = "True"
 os.environ["AIRFLOW__CORE__LOAD_EXAMPLES"] = "False"
-os.environ.setdefault(
-    "AIRFLOW__CORE__DAGS_FOLDER", str(Path(__file__).resolve().parent / "dags")
-)
+_REPO = Path(__file__).resolve().parent.parent
+
+
+def _dags_folder() -> str:
+    """dag.test() only runs DAGs from the DAGs folder: link the tests' DAGs and the examples into one."""
+    folder = Path(_AIRFLOW_HOME) / "dags"
+    folder.mkdir()
+    for source in [*(_REPO / "tests" / "dags").glob("*.py"), *(_REPO / "dags_examples").glob("*.py")]:
+        (folder / source.name).symlink_to(source)
+    return str(folder)
+
+
+os.environ["AIRFLOW__CORE__DAGS_FOLDER"] = _dags_folder()
 os.environ.setdefault("AIRFLOW__DATABASE__SQL_ALCHEMY_CONN", f"sqlite:///{_AIRFLOW_HOME}/airflow.db")
 
 import pytest  # noqa: E402
@@ -73,11 +85,20 @@ def airflow_db() -> None:
     db.initdb()
 
 
-def run_dag(dag_id: str, **conf: object) -> object:
-    """Run a DAG from the tests' DAGs folder through dag.test() (triggers run inline); return the DagRun."""
+@functools.cache
+def dag_bag() -> Any:
+    """Every DAG of the tests' DAGs folder (tests/dags and dags_examples), parsed once."""
     from airflow.dag_processing.dagbag import DagBag
 
-    bag = DagBag(dag_folder=os.environ["AIRFLOW__CORE__DAGS_FOLDER"], include_examples=False)
+    return DagBag(dag_folder=os.environ["AIRFLOW__CORE__DAGS_FOLDER"])
+
+
+def run_dag(dag_id: str, **conf: object) -> Any:
+    """Run a DAG from the DAGs folder through dag.test() (triggers run inline); return the DagRun.
+
+    Needs the ``airflow_db`` fixture.
+    """
+    bag = dag_bag()
     assert not bag.import_errors, bag.import_errors
     dag = bag.get_dag(dag_id)
     assert dag is not None, f"{dag_id} not found in {os.environ['AIRFLOW__CORE__DAGS_FOLDER']}"

@@ -20,14 +20,14 @@ def test_provider_info_matches_airflow_schema() -> None:
 
 
 def test_entry_point_is_registered() -> None:
-    eps = [ep for ep in entry_points(group="apache_airflow_provider") if ep.value.startswith("airflow_fb_async")]
+    eps = [
+        ep for ep in entry_points(group="apache_airflow_provider") if ep.value.startswith("airflow_fb_async")
+    ]
     assert len(eps) == 1
     assert eps[0].load()()["package-name"] == "airflow-fb-async"
 
 
-@pytest.mark.parametrize(
-    "section", ["hooks", "operators", "sensors", "triggers"]
-)
+@pytest.mark.parametrize("section", ["hooks", "operators", "sensors", "triggers"])
 def test_every_listed_module_imports(section: str) -> None:
     for entry in get_provider_info()[section]:
         for module in entry["python-modules"]:
