@@ -35,11 +35,17 @@ os.environ.setdefault("AIRFLOW__DATABASE__SQL_ALCHEMY_CONN", f"sqlite:///{_AIRFL
 import pytest  # noqa: E402
 
 from airflow_fb_async.emulator import GraphEmulator  # noqa: E402
+from tests import secrecy  # noqa: E402
 from tests.emu_admin import EmulatorAdmin  # noqa: E402
 
 # A long, distinctive token: secrecy tests scan every log, exception and XCom for it.
 TEST_TOKEN = "EAATESTtok3n-Zq8VvX2-secret-do-not-leak-7f3c9a1b2d4e6f80"
 CONN_ENV = "AIRFLOW_CONN_FACEBOOK_GRAPH_DEFAULT"
+
+secrecy.install(TEST_TOKEN)
+pytest_runtest_makereport = secrecy.pytest_runtest_makereport
+pytest_sessionfinish = secrecy.pytest_sessionfinish
+pytest_terminal_summary = secrecy.pytest_terminal_summary
 
 # Fast-clock settings shared by the hook (conn extra) and the emulator (config).
 FAST_REGAIN_UNIT_SECONDS = 0.05
