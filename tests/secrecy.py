@@ -63,7 +63,8 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):  
     report = outcome.get_result()
     if _SWEEP is None:
         return
-    texts = [content for _, content in report.sections]
+    # Sections accumulate over phases: scan only this phase's own captures.
+    texts = [content for name, content in report.sections if name.endswith(f" {report.when}")]
     if report.longrepr is not None:
         texts.append(str(report.longrepr))
     _SWEEP.phases += 1
