@@ -58,7 +58,7 @@ class GraphAPIError(FacebookGraphError):
         self.type = type
         self.is_transient = is_transient
         self.fbtrace_id = fbtrace_id
-        self.status_code = status_code
+        self.status_code = status_code  # type: ignore[assignment]  # Graph HTTP status, not the API server one
         self.error_user_title = error_user_title
         self.error_user_msg = error_user_msg
         self.method = method

@@ -1,0 +1,574 @@
+"""Operators for asynchronous batch request sets: submit (and optionally wait), update, cancel."""
+
+from __future__ import annotations
+
+import ast
+import hashlib
+import json
+import time
+from collections.abc import Mapping, Sequence
+from datetime import timedelta
+from functools import cached_property
+from typing import TYPE_CHECKING, Any, cast
+
+from airflow.sdk import BaseOperator
+from airflow.sdk.configuration import conf
+
+from airflow_fb_async.exceptions import (
+    AsyncRequestSetError,
+    FacebookGraphError,
+    GraphAPIError,
+    GraphInputError,
+)
+from airflow_fb_async.hooks.request_sets import (
+    MAX_SET_SIZE,
+    plan_request_sets,
+    submit_plan,
+    validate_notification_mode,
+    validate_notification_uri,
+    validate_set_name,
+)
+from airflow_fb_async.hooks.statuses import SET_COUNT_FIELDS, AsyncRequestStatus
+
+if TYPE_CHECKING:
+    from airflow.sdk import Context
+    from pydantic import JsonValue
+
+    from airflow_fb_async.hooks.graph import GraphHook
+
+#: Fields read when waiting on sets (multi-id read).
+SET_STATUS_FIELDS = ",".join(("id", "name", "is_completed", *SET_COUNT_FIELDS))
+#: Graph's multi-id read takes at most this many ids.
+MULTI_ID_MAX = 50
+#: task_state_store key holding the ids created by an earlier try of the same task instance.
+STATE_KEY = "fb_async_request_set_ids"
+
+
+def task_instance_key(context: Context | Mapping[str, Any]) -> str:
+    """A short stable hash of ``dag_id|task_id|run_id|map_index`` identifying the task instance.
+
+    Tries of the same task instance (retries, clears) share it; other task instances, runs and mapped
+    indexes get another one.
+    """
+    ti = context.get("ti") or context.get("task_instance")
+    if ti is None:
+        raise FacebookGraphError("the task context has no task instance ('ti'): cannot name the request sets")
+    run_id = getattr(ti, "run_id", None)
+    if run_id is None and context.get("dag_run") is not None:
+        run_id = getattr(context["dag_run"], "run_id", None)
+    map_index = getattr(ti, "map_index", -1)
+    if map_index is None:
+        map_index = -1
+    raw = f"{ti.dag_id}|{ti.task_id}|{run_id}|{map_index}"
+    return hashlib.sha256(raw.encode("utf-8")).hexdigest()[:10]
+
+
+def _is_completed(item: Mapping[str, Any]) -> bool:
+    value = item.get("is_completed")
+    if isinstance(value, str):
+        return value.strip().lower() in ("true", "1")
+    return bool(value)
+
+
+def _as_int(value: Any) -> int:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return 0
+
+
+def _timeout_seconds(timeout: float | timedelta | None) -> float | None:
+    if timeout is None:
+        return None
+    seconds = timeout.total_seconds() if isinstance(timeout, timedelta) else float(timeout)
+    if seconds <= 0:
+        raise GraphInputError(f"timeout must be positive, got {timeout!r}")
+    return seconds
+
+
+class _GraphOperatorMixin:
+    graph_conn_id: str
+    api_version: str | None
+
+    @cached_property
+    def hook(self) -> GraphHook:
+        """The sync Graph hook for this operator's connection."""
+        from airflow_fb_async.hooks.graph import GraphHook
+
+        return GraphHook(graph_conn_id=self.graph_conn_id, api_version=self.api_version)
+
+
+class SubmitAsyncBatchOperator(_GraphOperatorMixin, BaseOperator):
+    """
+    Submit requests to an ad account as asynchronous batch request sets, and optionally wait for them.
+
+    The requests are validated before any call, split into request sets of at most ``max_set_size``
+    (Graph allows 1000) without separating ``{result=NAME:...}`` reference chains, and named
+    deterministically: ``"{name} #{task instance hash}"``, plus ``" [part k/n]"`` when there are several.
+    Before creating anything, the operator looks for sets with those names on the account and reuses
+    them, so a retry or a rerun of the same task instance never creates the sets twice.
+
+    :param ad_account_id: ``act_<digits>`` or ``<digits>``. (templated)
+    :param requests: list of ``{"name", "relative_url", "body"}``; ``body`` a URL-encoded string or a
+        dict (encoded for you; nested values as JSON). Async batches are POST-only. (templated)
+    :param name: base name of the request sets. (templated)
+    :param notification_uri: http(s) URL Graph notifies when a set completes. (templated)
+    :param notification_mode: ``OFF`` or ``ON_COMPLETE``. (templated)
+    :param wait_for_completion: wait until every set is completed and return their counts.
+    :param deferrable: wait in the triggerer instead of a worker slot.
+    :param poll_interval: seconds between status checks while waiting.
+    :param timeout: give up waiting after this many seconds (or a timedelta); None waits forever.
+    :param max_set_size: requests per set, 1..1000.
+    :param fail_on_request_errors: when waiting, fail if any request ended in error.
+    :param cancel_on_kill: cancel the sets when the task is killed.
+    :param graph_conn_id: Graph connection id. (templated)
+    :param api_version: Graph API version, default the connection's. (templated)
+
+    :return: the request set ids (list), or with ``wait_for_completion`` the summary
+        ``{set_id: {"total_count", "success_count", "error_count", "canceled_count"}}`` (the ids are
+        then also pushed under the XCom key ``request_set_ids``).
+    """
+
+    template_fields: Sequence[str] = (
+        "ad_account_id",
+        "requests",
+        "name",
+        "notification_uri",
+        "notification_mode",
+        "graph_conn_id",
+        "api_version",
+    )
+    template_fields_renderers = {"requests": "json"}
+    ui_color = "#dbe7fb"
+
+    def __init__(
+        self,
+        *,
+        ad_account_id: str,
+        requests: list[dict[str, Any]] | str,
+        name: str,
+        notification_uri: str | None = None,
+        notification_mode: str | None = None,
+        wait_for_completion: bool = False,
+        deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
+        poll_interval: float = 30,
+        timeout: float | timedelta | None = None,
+        max_set_size: int = MAX_SET_SIZE,
+        fail_on_request_errors: bool = False,
+        cancel_on_kill: bool = False,
+        graph_conn_id: str = "facebook_graph_default",
+        api_version: str | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.ad_account_id = ad_account_id
+        self.requests = requests
+        self.name = name
+        self.notification_uri = notification_uri
+        self.notification_mode = notification_mode
+        self.wait_for_completion = wait_for_completion
+        self.deferrable = deferrable
+        self.poll_interval = poll_interval
+        self.timeout = timeout
+        self.max_set_size = max_set_size
+        self.fail_on_request_errors = fail_on_request_errors
+        self.cancel_on_kill = cancel_on_kill
+        self.graph_conn_id = graph_conn_id
+        self.api_version = api_version
+        self.request_set_ids: list[str] = []
+
+    def execute(self, context: Context) -> Any:
+        if not isinstance(self.poll_interval, (int, float)) or self.poll_interval <= 0:
+            raise GraphInputError(
+                f"poll_interval must be a positive number of seconds, got {self.poll_interval!r}"
+            )
+        timeout = _timeout_seconds(self.timeout)
+        if not isinstance(self.name, str) or not self.name.strip():
+            raise GraphInputError(f"request set name must be a non-empty string, got {self.name!r}")
+        full_name = f"{self.name} #{task_instance_key(context)}"
+        plan = plan_request_sets(
+            self.ad_account_id,
+            _parse_list_text(self.requests),
+            full_name,
+            notification_uri=self.notification_uri,
+            notification_mode=self.notification_mode,
+            max_set_size=self.max_set_size,
+        )
+        self.log.info(
+            "Submitting %d request(s) to %s as %d request set(s) named %r",
+            plan.total,
+            plan.ad_account_id,
+            len(plan.parts),
+            full_name,
+        )
+        submitted = submit_plan(self.hook, plan, known_ids=self._remembered_ids(context))
+        self.request_set_ids = [s.id for s in submitted]
+        self._remember_ids(context, self.request_set_ids)
+        for s in submitted:
+            self.log.info(
+                "Request set %s (%r): %d request(s), %s",
+                s.id,
+                s.name,
+                s.size,
+                "created" if s.created else "already existed, reused",
+            )
+        if not self.wait_for_completion:
+            return self.request_set_ids
+
+        ti = context.get("ti")
+        if ti is not None and hasattr(ti, "xcom_push"):
+            ti.xcom_push(key="request_set_ids", value=self.request_set_ids)
+        raw = self.hook.get_request_sets(self.request_set_ids, fields=SET_STATUS_FIELDS)
+        if all(_is_completed(raw.get(i) or {}) for i in self.request_set_ids):
+            self.log.info("Every request set is already completed")
+            return self._finish(raw)
+        if self.deferrable:
+            from airflow_fb_async.triggers.async_request_set import AsyncRequestSetTrigger
+
+            self.defer(
+                trigger=AsyncRequestSetTrigger(
+                    request_set_ids=self.request_set_ids,
+                    graph_conn_id=self.graph_conn_id,
+                    api_version=self.api_version,
+                    poll_interval=float(self.poll_interval),
+                    end_time=time.time() + timeout if timeout is not None else None,
+                    fail_on_request_errors=self.fail_on_request_errors,
+                    cancel_on_kill=self.cancel_on_kill,
+                ),
+                method_name="execute_complete",
+                timeout=timedelta(seconds=timeout) if timeout is not None else None,
+            )
+        return self._poll(timeout)
+
+    def _poll(self, timeout: float | None) -> dict[str, dict[str, int]]:
+        deadline = time.monotonic() + timeout if timeout is not None else None
+        while True:
+            time.sleep(self.poll_interval)
+            raw = self.hook.get_request_sets(self.request_set_ids, fields=SET_STATUS_FIELDS)
+            pending = [i for i in self.request_set_ids if not _is_completed(raw.get(i) or {})]
+            if not pending:
+                return self._finish(raw)
+            self.log.info("%d of %d request set(s) still running", len(pending), len(self.request_set_ids))
+            if deadline is not None and time.monotonic() + self.poll_interval > deadline:
+                from airflow_fb_async.triggers.async_request_set import summarize_sets
+
+                raise AsyncRequestSetError(
+                    f"timed out after {timeout:g} s waiting for request set(s) {', '.join(pending)}; "
+                    f"counts: {summarize_sets(raw)}"
+                )
+
+    def _finish(self, raw: dict[str, dict[str, Any]]) -> dict[str, dict[str, int]]:
+        from airflow_fb_async.triggers.async_request_set import request_errors_message, summarize_sets
+
+        summary = summarize_sets({i: raw.get(i) or {} for i in self.request_set_ids})
+        self._log_summary(summary)
+        problem = request_errors_message(summary) if self.fail_on_request_errors else None
+        if problem:
+            raise AsyncRequestSetError(problem)
+        return summary
+
+    def _log_summary(self, summary: Mapping[str, Mapping[str, int]]) -> None:
+        for set_id, counts in summary.items():
+            self.log.info(
+                "Request set %s completed: %s succeeded, %s failed, %s canceled of %s",
+                set_id,
+                counts.get("success_count"),
+                counts.get("error_count"),
+                counts.get("canceled_count"),
+                counts.get("total_count"),
+            )
+
+    def execute_complete(self, context: Context, event: dict[str, Any]) -> dict[str, dict[str, int]]:
+        """Resume after the trigger fired: validate the event and return the summary (raises on error/timeout)."""
+        from airflow_fb_async.triggers.async_request_set import event_result
+
+        summary = event_result(event)
+        self._log_summary(summary)
+        return summary
+
+    def on_kill(self) -> None:
+        if not self.cancel_on_kill or not self.request_set_ids:
+            return
+        for set_id in self.request_set_ids:
+            try:
+                self.hook.cancel(set_id)
+                self.log.info("Canceled request set %s", set_id)
+            except FacebookGraphError as err:
+                self.log.warning("Could not cancel request set %s: %s", set_id, err)
+
+    # Airflow 3.3 task_state_store: remember the ids across tries of this task instance. Name-based
+    # reconcile is the guarantee; this only saves the listing of the account's sets on a retry.
+
+    def _remembered_ids(self, context: Context) -> list[str] | None:
+        store = context.get("task_state_store")
+        if store is None:
+            return None
+        try:
+            value = store.get(STATE_KEY)
+        except Exception as err:  # the store is an optimisation: never fail the task on it
+            self.log.debug("task_state_store unavailable: %s", err)
+            return None
+        if isinstance(value, list) and all(isinstance(v, str) for v in value):
+            return [str(v) for v in value]
+        return None
+
+    def _remember_ids(self, context: Context, ids: list[str]) -> None:
+        store = context.get("task_state_store")
+        if store is None:
+            return
+        try:
+            store.set(STATE_KEY, cast("JsonValue", list(ids)))
+        except Exception as err:
+            self.log.debug("could not write task_state_store: %s", err)
+
+
+class UpdateAsyncRequestSetOperator(_GraphOperatorMixin, BaseOperator):
+    """
+    Update a request set's name or notification settings.
+
+    Graph lets the notification fields change only until the notification is sent; after that the
+    operator fails with a message saying so.
+
+    :param request_set_id: the request set. (templated)
+    :param name: new name. (templated)
+    :param notification_uri: new http(s) notification URL. (templated)
+    :param notification_mode: ``OFF`` or ``ON_COMPLETE``. (templated)
+    :param graph_conn_id: Graph connection id. (templated)
+    :param api_version: Graph API version, default the connection's. (templated)
+    :return: True
+    """
+
+    template_fields: Sequence[str] = (
+        "request_set_id",
+        "name",
+        "notification_uri",
+        "notification_mode",
+        "graph_conn_id",
+        "api_version",
+    )
+
+    def __init__(
+        self,
+        *,
+        request_set_id: str,
+        name: str | None = None,
+        notification_uri: str | None = None,
+        notification_mode: str | None = None,
+        graph_conn_id: str = "facebook_graph_default",
+        api_version: str | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.request_set_id = request_set_id
+        self.name = name
+        self.notification_uri = notification_uri
+        self.notification_mode = notification_mode
+        self.graph_conn_id = graph_conn_id
+        self.api_version = api_version
+
+    def execute(self, context: Context) -> bool:
+        set_id = _object_id(self.request_set_id, "request_set_id")
+        if self.name is None and self.notification_uri is None and self.notification_mode is None:
+            raise GraphInputError(
+                "nothing to update: give at least one of name, notification_uri, notification_mode"
+            )
+        name = validate_set_name(self.name) if self.name is not None else None
+        uri = validate_notification_uri(self.notification_uri)
+        mode = validate_notification_mode(self.notification_mode)
+        try:
+            ok = self.hook.update_request_set(set_id, name=name, notification_uri=uri, notification_mode=mode)
+        except GraphAPIError as err:
+            if (uri is not None or mode is not None) and self._notification_sent(set_id, err):
+                raise GraphAPIError(
+                    f"cannot update request set {set_id}: its notification was already sent, so "
+                    "notification_uri and notification_mode can no longer change (Graph said: "
+                    f"{err.message})",
+                    code=err.code,
+                    error_subcode=err.error_subcode,
+                    type=err.type,
+                    fbtrace_id=err.fbtrace_id,
+                    status_code=err.status_code,
+                    method=err.method,
+                    path=err.path,
+                ) from err
+            raise
+        if ok is False:
+            raise FacebookGraphError(f"Graph did not confirm the update of request set {set_id}")
+        changed = {
+            k: v for k, v in (("name", name), ("notification_uri", uri), ("notification_mode", mode)) if v
+        }
+        self.log.info(
+            "Updated request set %s: %s", set_id, ", ".join(f"{k}={v!r}" for k, v in changed.items())
+        )
+        return True
+
+    def _notification_sent(self, set_id: str, err: GraphAPIError) -> bool:
+        try:
+            status = self.hook.get_request_set(set_id, fields="id,notification_status").get(
+                "notification_status"
+            )
+        except FacebookGraphError:
+            status = None
+        if isinstance(status, str):
+            return status.strip().lower() in ("sent", "sending")
+        return "notification" in (err.message or "").lower()
+
+
+class CancelAsyncRequestSetOperator(_GraphOperatorMixin, BaseOperator):
+    """
+    Cancel request sets or single requests: what is not yet processed is canceled.
+
+    Reads each object before and after and logs how many requests were canceled.
+
+    :param object_ids: one id, a comma-separated string, or a list; request set ids and request ids
+        may be mixed (an XCom from ``SubmitAsyncBatchOperator`` works as is). (templated)
+    :param graph_conn_id: Graph connection id. (templated)
+    :param api_version: Graph API version, default the connection's. (templated)
+    :return: ``{object_id: {"type": "request_set" | "request", "canceled": n, ...counts or status}}``
+    """
+
+    template_fields: Sequence[str] = ("object_ids", "graph_conn_id", "api_version")
+
+    def __init__(
+        self,
+        *,
+        object_ids: str | list[str],
+        graph_conn_id: str = "facebook_graph_default",
+        api_version: str | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.object_ids = object_ids
+        self.graph_conn_id = graph_conn_id
+        self.api_version = api_version
+
+    def execute(self, context: Context) -> dict[str, dict[str, Any]]:
+        ids = _object_ids(self.object_ids)
+        kinds = self._read_default_fields(ids)
+        set_ids = [i for i in ids if "status" not in (kinds.get(i) or {})]
+        request_ids = [i for i in ids if i not in set_ids]
+        before = self.hook.get_request_sets(set_ids, fields=SET_STATUS_FIELDS) if set_ids else {}
+        before.update({i: kinds.get(i) or {} for i in request_ids})
+
+        for object_id in ids:
+            item = before.get(object_id) or {}
+            if object_id in set_ids and _is_completed(item):
+                self.log.info("Request set %s is already completed: nothing to cancel", object_id)
+                continue
+            status = _status(item)
+            if object_id in request_ids and status is not None and status.is_terminal():
+                self.log.info("Request %s is already %s: nothing to cancel", object_id, item.get("status"))
+                continue
+            if self.hook.cancel(object_id) is False:
+                raise FacebookGraphError(f"Graph did not confirm the cancellation of {object_id}")
+
+        after = self.hook.get_request_sets(set_ids, fields=SET_STATUS_FIELDS) if set_ids else {}
+        if request_ids:
+            after.update(self._read_default_fields(request_ids))
+        out: dict[str, dict[str, Any]] = {}
+        total = 0
+        for object_id in ids:
+            old, new = before.get(object_id) or {}, after.get(object_id) or {}
+            if object_id in set_ids:
+                canceled = max(0, _as_int(new.get("canceled_count")) - _as_int(old.get("canceled_count")))
+                counts = {k: _as_int(new.get(k)) for k in SET_COUNT_FIELDS}
+                out[object_id] = {
+                    "type": "request_set",
+                    "canceled": canceled,
+                    "is_completed": _is_completed(new),
+                    **counts,
+                }
+                self.log.info(
+                    "Request set %s: canceled %d request(s); now %d succeeded, %d failed, %d canceled of %d "
+                    "(completed: %s)",
+                    object_id,
+                    canceled,
+                    counts["success_count"],
+                    counts["error_count"],
+                    counts["canceled_count"],
+                    counts["total_count"],
+                    _is_completed(new),
+                )
+            else:
+                old_status, new_status = _status(old), _status(new)
+                was = old_status is not None and old_status.is_canceled()
+                now = new_status is not None and new_status.is_canceled()
+                canceled = int(now and not was)
+                out[object_id] = {
+                    "type": "request",
+                    "canceled": canceled,
+                    "status_before": old.get("status"),
+                    "status": new.get("status"),
+                }
+                self.log.info(
+                    "Request %s: %s -> %s (%s)",
+                    object_id,
+                    old.get("status"),
+                    new.get("status"),
+                    "canceled" if canceled else "not canceled",
+                )
+            total += canceled
+        self.log.info("Canceled %d request(s) across %d object(s)", total, len(ids))
+        return out
+
+    def _read_default_fields(self, ids: list[str]) -> dict[str, dict[str, Any]]:
+        """Multi-id read with Graph's default fields, valid for sets and requests alike.
+
+        A set answers ``id, owner_id, name, is_completed``; a request ``id, scope_object_id, status``.
+        """
+        out: dict[str, dict[str, Any]] = {}
+        for start in range(0, len(ids), MULTI_ID_MAX):
+            got = self.hook.get("", params={"ids": ",".join(ids[start : start + MULTI_ID_MAX])})
+            if isinstance(got, Mapping):
+                out.update({str(k): dict(v) for k, v in got.items() if isinstance(v, Mapping)})
+        missing = [i for i in ids if i not in out]
+        if missing:
+            raise FacebookGraphError(f"Graph did not return object(s) {', '.join(missing)}")
+        return out
+
+
+def _parse_list_text(value: Any) -> Any:
+    """A rendered template gives a string: accept a JSON (or Python repr) list; anything else as is."""
+    if not isinstance(value, str) or not value.strip().startswith("["):
+        return value
+    try:
+        return json.loads(value)
+    except ValueError:
+        pass
+    try:
+        return ast.literal_eval(value.strip())
+    except (ValueError, SyntaxError):
+        return value
+
+
+def _status(item: Mapping[str, Any]) -> AsyncRequestStatus | None:
+    try:
+        return AsyncRequestStatus.parse(item["status"])
+    except (KeyError, ValueError):
+        return None
+
+
+def _object_id(value: Any, what: str) -> str:
+    if isinstance(value, bool) or not isinstance(value, (str, int)) or not str(value).strip():
+        raise GraphInputError(f"{what} must be a non-empty id, got {value!r}")
+    text = str(value).strip()
+    if any(ch in text for ch in "/?&#, "):
+        raise GraphInputError(f"{what} must be a single Graph object id, got {value!r}")
+    return text
+
+
+def _object_ids(value: Any) -> list[str]:
+    if isinstance(value, str):
+        items: list[Any] = [v for v in value.split(",") if v.strip()]
+    elif isinstance(value, (Mapping, list, tuple)):  # a summary XCom {set_id: counts}
+        items = list(value)
+    else:
+        items = [value]
+    if not items:
+        raise GraphInputError("object_ids is empty: give at least one request set or request id")
+    out: list[str] = []
+    for item in items:
+        object_id = _object_id(item, "object_ids item")
+        if object_id not in out:
+            out.append(object_id)
+    return out
