@@ -1,0 +1,192 @@
+"""Standard batch requests: ``POST /`` with a ``batch`` form field."""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING, Any
+
+from . import lenient_json
+from .core import Call, Resp, parse_bool, parse_form, split_relative_url
+from .errors import GraphError, bad_token, code1_error, param_error
+from .refs import RefError, referenced_names, substitute
+
+if TYPE_CHECKING:
+    from .engine import Engine
+
+MAX_BATCH = 50
+
+
+def parse_entries(raw: str | None) -> list[dict[str, Any]]:
+    if raw is None or not raw.strip():
+        raise param_error("The parameter batch is required")
+    try:
+        entries = lenient_json.loads(raw)
+    except ValueError as exc:
+        raise GraphError(
+            f"(#100) Param batch must be a valid JSON array: {exc}",
+            100,
+            user_title="Invalid batch",
+            user_msg="The batch parameter is not valid JSON.",
+        ) from None
+    if not isinstance(entries, list) or not entries:
+        raise param_error("Param batch must be a non-empty JSON array")
+    if len(entries) > MAX_BATCH:
+        raise GraphError(f"(#100) Too many requests in batch message. Maximum batch size is {MAX_BATCH}", 100)
+    for i, e in enumerate(entries):
+        if not isinstance(e, dict):
+            raise param_error(f"batch[{i}] must be a JSON object")
+        if not isinstance(e.get("relative_url"), str):
+            raise param_error(f"batch[{i}]: missing relative_url")
+        method = str(e.get("method", "GET")).upper()
+        if method not in ("GET", "POST", "DELETE", "PUT"):
+            raise param_error(f"batch[{i}]: unsupported method {e.get('method')!r}")
+    return entries
+
+
+def _headers(raw: Any) -> dict[str, str]:
+    out: dict[str, str] = {}
+    if isinstance(raw, dict):
+        raw = [{"name": k, "value": v} for k, v in raw.items()]
+    for h in raw or []:
+        if isinstance(h, str) and ":" in h:
+            k, v = h.split(":", 1)
+            out[k.strip().lower()] = v.strip()
+        elif isinstance(h, dict) and "name" in h:
+            out[str(h["name"]).strip().lower()] = str(h.get("value", "")).strip()
+    return out
+
+
+def _body_params(body: Any) -> dict[str, str]:
+    if body is None:
+        return {}
+    if isinstance(body, dict):
+        return {k: v if isinstance(v, str) else json.dumps(v) for k, v in body.items()}
+    return parse_form(str(body))
+
+
+def _entry_text(e: dict[str, Any]) -> str:
+    from urllib.parse import unquote
+
+    body = e.get("body")
+    body_text = json.dumps(body) if isinstance(body, dict) else str(body or "")
+    return unquote(str(e.get("relative_url", ""))) + " " + unquote(body_text)
+
+
+def _depends(e: dict[str, Any]) -> list[str]:
+    names = referenced_names(_entry_text(e))
+    dep = e.get("depends_on")
+    if isinstance(dep, str) and dep:
+        names.append(dep)
+    return names
+
+
+def entry_call(top: Call, e: dict[str, Any], lookup: Any = None) -> Call:
+    method = str(e.get("method", "GET")).upper()
+    if method == "PUT":
+        method = "POST"
+    version, path, query = split_relative_url(str(e["relative_url"]))
+    body = {} if method in ("GET", "DELETE") else _body_params(e.get("body"))
+    if lookup is not None:
+        path = substitute(path, lookup)
+        query = {k: substitute(v, lookup) for k, v in query.items()}
+        body = {k: substitute(v, lookup) for k, v in body.items()}
+    token = body.get("access_token") or query.get("access_token") or e.get("access_token") or top.token
+    return Call(
+        method=method,
+        path=path,
+        params={**query, **body},
+        query=query,
+        headers=_headers(e.get("headers")),
+        token=token,
+        base_url=top.base_url,
+        version=version or top.version,
+        in_batch=True,
+    )
+
+
+def run(eng: Engine, top: Call, entries: list[dict[str, Any]] | None = None) -> Resp:
+    if entries is None:
+        entries = parse_entries(top.params.get("batch"))
+    with eng.lock:
+        eng.counters["batch_entries"] += len(entries)
+        limit = eng.cfg["code1_above"]
+        if limit is not None and len(entries) > int(limit):
+            eng.counters["faults_injected"]["code1"] += 1
+            raise code1_error()
+        null_fraction = float(eng.cfg["null_fraction"])
+    include_headers = parse_bool(top.params.get("include_headers")) is not False
+    referenced = {n for e in entries for n in _depends(e)}
+    outcomes: dict[str, Resp | None] = {}
+    out: list[Any] = []
+    accounts: list[str | None] = []
+    for e in entries:
+        name = e.get("name") if isinstance(e.get("name"), str) else None
+        if null_fraction > 0:
+            with eng.lock:
+                drop = eng.null_rng.random() < null_fraction
+                if drop:
+                    eng.counters["faults_injected"]["null"] += 1
+            if drop:
+                out.append(None)
+                if name:
+                    outcomes[name] = None
+                continue
+        resp, call = _run_entry(eng, top, e, outcomes)
+        accounts.extend(a for a in eng.accounts_of(call) if a not in accounts)
+        if name:
+            outcomes[name] = resp
+        omit = e.get("omit_response_on_success")
+        omit = (
+            (name in referenced)
+            if omit is None
+            else bool(parse_bool(omit) if isinstance(omit, str) else omit)
+        )
+        if omit and resp.status < 300:
+            out.append(None)
+            continue
+        item: dict[str, Any] = {"code": resp.status}
+        if include_headers:
+            item["headers"] = [{"name": k, "value": v} for k, v in resp.headers.items()]
+        if resp.body is None:
+            item["body"] = None
+        else:
+            item["body"] = (
+                resp.text if resp.text is not None else json.dumps(resp.body, separators=(",", ":"))
+            )
+        out.append(item)
+    with eng.lock:
+        headers = eng.usage.headers(accounts or [None], eng.cfg)
+    return Resp(200, out, headers)
+
+
+def _run_entry(
+    eng: Engine, top: Call, e: dict[str, Any], outcomes: dict[str, Resp | None]
+) -> tuple[Resp, Call]:
+    def lookup(name: str) -> Any:
+        if name not in outcomes:
+            raise RefError(f"no request named {name!r} ran before this one")
+        resp = outcomes[name]
+        if resp is None or resp.status >= 300:
+            raise RefError(f"the request {name!r} this request depends on failed or was not executed")
+        return resp.body
+
+    try:
+        dep = e.get("depends_on")
+        if isinstance(dep, str) and dep:
+            lookup(dep)
+        call = entry_call(top, e, lookup)
+    except RefError as exc:
+        call = entry_call(top, e)
+        return eng.error_resp(call, GraphError(f"(#100) {exc}", 100, "GraphBatchException")), call
+    if call.token != top.token and call.token not in eng.tokens:
+        return eng.error_resp(call, bad_token()), call
+    files: dict[str, tuple[str, bytes]] = {}
+    attached = e.get("attached_files")
+    if attached:
+        for part in str(attached).split(","):
+            part = part.strip()
+            if part not in top.files:
+                return eng.error_resp(call, param_error(f"File {part!r} has not been attached")), call
+            files[part] = top.files[part]
+    call.files = files
+    return eng.execute(call), call

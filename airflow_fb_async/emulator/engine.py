@@ -1,0 +1,680 @@
+"""The emulator's state and request pipeline (no sockets here: see ``server``)."""
+
+from __future__ import annotations
+
+import copy
+import email.parser
+import email.policy
+import hashlib
+import hmac
+import json
+import os
+import random
+import sys
+import threading
+import time
+import traceback
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import parse_qsl
+
+from . import async_sets, batch, graph_objects
+from .core import (
+    ACT_RE,
+    DEFAULT_VERSION,
+    Call,
+    Resp,
+    now_iso,
+    parse_list_param,
+    split_relative_url,
+    split_version,
+)
+from .errors import (
+    GraphError,
+    bad_token,
+    internal_error,
+    missing_token,
+    param_error,
+    server_error,
+    throttle_error,
+)
+from .faults import FaultQueue
+from .refs import RefError
+from .throttle import UsageTracker
+
+FIRST_ID = 23850000000001
+KINDS = (
+    "batch",
+    "async_batch_create",
+    "get_object",
+    "get_multi",
+    "get_edge",
+    "create",
+    "update",
+    "delete",
+    "upload",
+    "other",
+)
+FAULT_COUNTERS = ("500", "throttle", "drop", "null", "code1", "empty_page")
+THROTTLE_CODES = frozenset({4, 17, 32, 341, 613, *range(80000, 80015)})
+APPSECRET_MAX_AGE = 300
+
+
+def default_config(
+    latency: float = 0.0, null_fraction: float = 0.0, async_pace: float = 200.0, app_secret: str | None = None
+) -> dict[str, Any]:
+    return {
+        "latency": float(latency),
+        "latency_jitter": 0.0,
+        "null_fraction": float(null_fraction),
+        "async_pace": float(async_pace),
+        "regain_unit_seconds": 60.0,
+        "usage_budget": 100000,
+        "usage_window": 60.0,
+        "throttle_code": 80004,
+        "max_page_size": 500,
+        "app_secret": app_secret,
+        "random_faults": None,
+        "code1_above": None,
+    }
+
+
+def fresh_counters() -> dict[str, Any]:
+    return {
+        "http_calls": 0,
+        "calls_by_kind": dict.fromkeys(KINDS, 0),
+        "batch_entries": 0,
+        "objects_created": 0,
+        "objects_created_by_type": {},
+        "request_sets_created": 0,
+        "max_concurrent_connections": 0,
+        "throttled_calls": 0,
+        "faults_injected": dict.fromkeys(FAULT_COUNTERS, 0),
+    }
+
+
+@dataclass
+class HttpResult:
+    status: int
+    headers: dict[str, str]
+    body: bytes
+    drop: bool = False
+
+
+def validate_config(changes: dict[str, Any]) -> dict[str, Any]:
+    known = default_config()
+    out: dict[str, Any] = {}
+    for key, value in changes.items():
+        if key not in known:
+            raise ValueError(f"unknown config key {key!r}; known: {', '.join(sorted(known))}")
+        if key in ("latency", "latency_jitter", "async_pace"):
+            value = float(value)
+            if value < 0:
+                raise ValueError(f"{key} must be >= 0")
+        elif key in ("regain_unit_seconds", "usage_window"):
+            value = float(value)
+            if value <= 0:
+                raise ValueError(f"{key} must be > 0")
+        elif key == "null_fraction":
+            value = float(value)
+            if not 0 <= value <= 1:
+                raise ValueError("null_fraction must be within 0..1")
+        elif key in ("usage_budget", "max_page_size"):
+            value = int(value)
+            if value < 1:
+                raise ValueError(f"{key} must be >= 1")
+        elif key == "throttle_code":
+            value = int(value)
+            if value not in THROTTLE_CODES:
+                raise ValueError("throttle_code must be a Graph throttling code (80004, 17, 613, ...)")
+        elif key == "app_secret":
+            value = None if value in (None, "") else str(value)
+        elif key == "code1_above":
+            value = None if value is None else int(value)
+            if value is not None and value < 0:
+                raise ValueError("code1_above must be >= 0 or null")
+        elif key == "random_faults":
+            if value in (None, {}):
+                value = None
+            else:
+                if not isinstance(value, dict):
+                    raise ValueError("random_faults must be an object")
+                bad = set(value) - {"500", "drop_after_commit", "throttle", "seed"}
+                if bad:
+                    raise ValueError(f"random_faults: unknown keys {sorted(bad)}")
+                probs = [float(v) for k, v in value.items() if k != "seed"]
+                if any(p < 0 or p > 1 for p in probs) or sum(probs) > 1:
+                    raise ValueError("random_faults probabilities must be within 0..1 and sum to <= 1")
+                value = dict(value)
+        out[key] = value
+    return out
+
+
+def parse_body(content_type: str, raw: bytes) -> tuple[dict[str, str], dict[str, tuple[str, bytes]]]:
+    ctype = (content_type or "").split(";", 1)[0].strip().lower()
+    if not raw:
+        return {}, {}
+    if ctype == "multipart/form-data":
+        head = f"Content-Type: {content_type}\r\nMIME-Version: 1.0\r\n\r\n".encode()
+        msg = email.parser.BytesParser(policy=email.policy.HTTP).parsebytes(head + raw)
+        if not msg.is_multipart():
+            raise ValueError("malformed multipart body")
+        form: dict[str, str] = {}
+        files: dict[str, tuple[str, bytes]] = {}
+        for part in msg.iter_parts():
+            name = part.get_param("name", header="content-disposition")
+            if not name:
+                continue
+            raw_payload = part.get_payload(decode=True)
+            payload = raw_payload if isinstance(raw_payload, bytes) else b""
+            filename = part.get_filename()
+            if filename is not None:
+                files[str(name)] = (filename, payload)
+            else:
+                form[str(name)] = payload.decode("utf-8", "replace")
+        return form, files
+    if ctype == "application/json":
+        obj = json.loads(raw.decode("utf-8"))
+        if not isinstance(obj, dict):
+            raise ValueError("a JSON body must be an object")
+        return {k: v if isinstance(v, str) else json.dumps(v) for k, v in obj.items()}, {}
+    return dict(parse_qsl(raw.decode("utf-8", "replace"), keep_blank_values=True)), {}
+
+
+def classify(method: str, path: str, params: dict[str, str]) -> str:
+    segs = [s for s in path.split("/") if s]
+    if method == "POST":
+        if not segs:
+            return "batch" if "batch" in params else "other"
+        if len(segs) == 2:
+            if segs[1] == "async_batch_requests":
+                return "async_batch_create"
+            return "upload" if segs[1] == "adimages" else "create"
+        return "update" if len(segs) == 1 else "other"
+    if method == "DELETE":
+        return "delete" if len(segs) == 1 else "other"
+    if method == "GET":
+        if not segs:
+            return "get_multi" if "ids" in params else ("get_object" if "id" in params else "other")
+        if len(segs) == 1:
+            return "get_edge" if segs[0] == "requests" else "get_object"
+        if len(segs) == 2:
+            return "other" if segs[1] == "reachestimate" else "get_edge"
+    return "other"
+
+
+class Engine:
+    def __init__(
+        self,
+        tokens: list[str] | None = None,
+        app_secret: str | None = None,
+        latency: float = 0.0,
+        null_fraction: float = 0.0,
+        async_pace: float = 200.0,
+        state_file: str | None = None,
+    ) -> None:
+        self.lock = threading.RLock()
+        self.tokens = set(tokens) if tokens else {"emulator-token"}
+        self.initial_cfg = default_config(latency, null_fraction, async_pace, app_secret)
+        self.cfg = copy.deepcopy(self.initial_cfg)
+        self.objects: dict[str, dict[str, Any]] = {}
+        self.accounts: dict[str, dict[str, Any]] = {}
+        self.next_id = FIRST_ID
+        self.counters = fresh_counters()
+        self.calls: list[dict[str, Any]] = []
+        self.call_seq = 0
+        self.notifications: list[dict[str, Any]] = []
+        self.faults = FaultQueue()
+        self.usage = UsageTracker()
+        self.null_rng = random.Random()
+        self.active_sets: set[str] = set()
+        self.runtime: dict[str, dict[str, Any]] = {}
+        self.notifying: set[str] = set()
+        self.generation = 0
+        self.base_url = ""
+        self.state_file = state_file
+        self.dirty = False
+        self.last_save = 0.0
+        self.conn_lock = threading.Lock()
+        self.active_connections = 0
+
+    # ------------------------------------------------------------ state helpers
+
+    def new_id(self) -> str:
+        with self.lock:
+            value = self.next_id
+            self.next_id += 1
+            return str(value)
+
+    def add_object(self, obj: dict[str, Any], count: bool = True) -> None:
+        with self.lock:
+            self.objects[obj["id"]] = obj
+            if count:
+                self.counters["objects_created"] += 1
+                by_type = self.counters["objects_created_by_type"]
+                by_type[obj["_type"]] = by_type.get(obj["_type"], 0) + 1
+            self.dirty = True
+
+    def account(self, digits: str) -> dict[str, Any]:
+        with self.lock:
+            acc = self.accounts.get(digits)
+            if acc is None:
+                acc = {
+                    "_type": "account",
+                    "id": f"act_{digits}",
+                    "account_id": digits,
+                    "name": f"Emulator Ad Account {digits}",
+                    "account_status": 1,
+                    "currency": "USD",
+                    "timezone_name": "America/Los_Angeles",
+                    "created_time": now_iso(),
+                }
+                self.accounts[digits] = acc
+                self.dirty = True
+            return acc
+
+    def mark_dirty(self) -> None:
+        self.dirty = True
+
+    def accounts_of(self, call: Call) -> list[str | None]:
+        if call.accounts is None:
+            call.accounts = self._accounts_of(call)
+        return call.accounts
+
+    def _accounts_of(self, call: Call) -> list[str | None]:
+        segs = call.segs
+        try:
+            if not segs:
+                ids = parse_list_param(call.params, "ids") or (
+                    [call.params["id"]] if "id" in call.params else []
+                )
+            elif segs[0] == "requests":
+                ids = [call.params.get("id", "")]
+            else:
+                ids = [segs[0]]
+        except GraphError:
+            ids = []
+        out: list[str | None] = []
+        for i in ids[:50]:
+            m = ACT_RE.match(i)
+            acc = m.group(1) if m else (self.objects.get(i) or {}).get("account_id")
+            if acc and acc not in out:
+                out.append(acc)
+        return out or [None]
+
+    # ------------------------------------------------------------ pipeline
+
+    def error_resp(self, call: Call, err: GraphError) -> Resp:
+        with self.lock:
+            headers = self.usage.headers(self.accounts_of(call), self.cfg) if not call.internal else {}
+        return Resp(err.status, err.body(), headers)
+
+    def execute(self, call: Call) -> Resp:
+        """Run one Graph call (top-level, batch entry or async request)."""
+        with self.lock:
+            accounts = self.accounts_of(call)
+            try:
+                if not call.internal and not self.usage.admit(accounts, self.cfg):
+                    self.counters["throttled_calls"] += 1
+                    raise throttle_error(int(self.cfg["throttle_code"]))
+                body = graph_objects.route(self, call)
+                status = 200
+            except GraphError as err:
+                status, body = err.status, err.body()
+            except RefError as err:
+                status, body = 400, param_error(str(err)).body()
+            except Exception:
+                traceback.print_exc(file=sys.stderr)
+                ierr = internal_error()
+                status, body = ierr.status, ierr.body()
+            headers = {} if call.internal else self.usage.headers(accounts, self.cfg)
+        if call.method == "GET" and status == 200:
+            # Insertion order is deterministic, so the compact serialization is a stable ETag source.
+            text = json.dumps(body, separators=(",", ":"))
+            etag = '"' + hashlib.sha1(text.encode()).hexdigest() + '"'
+            headers["ETag"] = etag
+            if call.headers.get("if-none-match", "").strip() == etag:
+                return Resp(304, None, headers)
+            return Resp(status, body, headers, text)
+        return Resp(status, body, headers)
+
+    def check_auth(self, call: Call) -> None:
+        token = call.token
+        if not token:
+            raise missing_token()
+        if token not in self.tokens:
+            raise bad_token()
+        secret = self.cfg["app_secret"]
+        if not secret:
+            return
+        proof = call.params.get("appsecret_proof", "")
+        if not proof:
+            raise GraphError(
+                "API calls from the server require an appsecret_proof argument", 100, "GraphMethodException"
+            )
+        ts = call.params.get("appsecret_time")
+        if ts:
+            try:
+                age = abs(time.time() - int(ts))
+            except ValueError:
+                age = APPSECRET_MAX_AGE + 1
+            msg = f"{token}|{ts}"
+            expected = hmac.new(secret.encode(), msg.encode(), hashlib.sha256).hexdigest()
+            if age > APPSECRET_MAX_AGE:
+                raise GraphError(
+                    "Invalid appsecret_proof provided in the API argument: appsecret_time is too old",
+                    100,
+                    "GraphMethodException",
+                )
+        else:
+            expected = hmac.new(secret.encode(), token.encode(), hashlib.sha256).hexdigest()
+        if not hmac.compare_digest(expected, proof.lower()):
+            raise GraphError(
+                "Invalid appsecret_proof provided in the API argument", 100, "GraphMethodException"
+            )
+
+    def handle_http(
+        self, method: str, url_path: str, qs: str, headers: dict[str, str], raw: bytes, base_url: str
+    ) -> HttpResult:
+        started = time.monotonic()
+        version, path = split_version(url_path)
+        query = dict(parse_qsl(qs, keep_blank_values=True))
+        parse_error: GraphError | None = None
+        try:
+            form, files = parse_body(headers.get("content-type", ""), raw)
+        except (ValueError, UnicodeDecodeError) as exc:
+            form, files = {}, {}
+            parse_error = param_error(f"Malformed request body: {exc}")
+        params = {**query, **form}
+        token = params.get("access_token")
+        auth = headers.get("authorization", "")
+        if not token and auth:
+            scheme, _, value = auth.partition(" ")
+            if scheme.lower() in ("oauth", "bearer") and value.strip():
+                token = value.strip()
+        call = Call(
+            method=method,
+            path=path,
+            params=params,
+            query=query,
+            files=files,
+            headers=headers,
+            token=token,
+            base_url=base_url,
+            version=version or DEFAULT_VERSION,
+        )
+        kind = classify(method, path, params)
+        with self.lock:
+            self.counters["http_calls"] += 1
+            self.counters["calls_by_kind"][kind] += 1
+            fault = self.faults.take(method, url_path, f"{url_path}?{qs}" if qs else url_path, kind)
+            latency = float(self.cfg["latency"]) + random.uniform(0, float(self.cfg["latency_jitter"]))
+        if latency > 0:
+            time.sleep(latency)
+        ftype = fault["type"] if fault else None
+        batch_size = None
+        entries = None
+        if kind == "batch":
+            try:
+                entries = batch.parse_entries(params.get("batch"))
+                batch_size = len(entries)
+            except GraphError:
+                pass
+        resp: Resp | None = None
+        if ftype == "drop_before":
+            with self.lock:
+                self.counters["faults_injected"]["drop"] += 1
+            self._log(method, url_path, query, None, kind, ftype, started, batch_size)
+            return HttpResult(0, {}, b"", drop=True)
+        if ftype == "500":
+            with self.lock:
+                self.counters["faults_injected"]["500"] += 1
+            resp = self.error_resp(call, server_error())
+        elif ftype == "throttle":
+            with self.lock:
+                self.counters["faults_injected"]["throttle"] += 1
+                accounts = self._http_accounts(call, kind)
+                seconds = int(fault["regain_minutes"]) * float(self.cfg["regain_unit_seconds"])  # type: ignore[index]
+                for acc in accounts:
+                    self.usage.block(acc, seconds)
+                err = throttle_error(int(self.cfg["throttle_code"]))
+                resp = Resp(400, err.body(), self.usage.headers(accounts, self.cfg))
+        elif ftype == "code1":
+            with self.lock:
+                self.counters["faults_injected"]["code1"] += 1
+            resp = self.error_resp(
+                call,
+                GraphError(
+                    "Please reduce the amount of data you're asking for, then retry your request",
+                    1,
+                    "OAuthException",
+                    is_transient=True,
+                ),
+            )
+        else:
+            if ftype == "empty_page":
+                with self.lock:
+                    self.counters["faults_injected"]["empty_page"] += 1
+                call.empty_page = True
+            try:
+                if parse_error is not None:
+                    raise parse_error
+                self.check_auth(call)
+                resp = batch.run(self, call, entries) if kind == "batch" else self.execute(call)
+            except GraphError as err:
+                resp = self.error_resp(call, err)
+            except Exception:
+                traceback.print_exc(file=sys.stderr)
+                resp = self.error_resp(call, internal_error())
+        if ftype == "drop_after_commit":
+            with self.lock:
+                self.counters["faults_injected"]["drop"] += 1
+            self._log(method, url_path, query, None, kind, ftype, started, batch_size)
+            return HttpResult(0, {}, b"", drop=True)
+        self._log(method, url_path, query, resp.status, kind, ftype, started, batch_size)
+        if resp.body is None:
+            body = b""
+        elif "pretty" in params and params["pretty"] not in ("0", "false"):
+            body = json.dumps(resp.body, indent=2).encode()
+        else:
+            body = json.dumps(resp.body, separators=(",", ":")).encode()
+        return HttpResult(resp.status, resp.headers, body)
+
+    def _http_accounts(self, call: Call, kind: str) -> list[str | None]:
+        if kind != "batch":
+            return self.accounts_of(call)
+        out: list[str | None] = []
+        try:
+            for e in batch.parse_entries(call.params.get("batch")):
+                _version, path, query = split_relative_url(str(e["relative_url"]))
+                for acc in self.accounts_of(Call(method="GET", path=path, params=query)):
+                    if acc not in out:
+                        out.append(acc)
+        except GraphError:
+            pass
+        return [a for a in out if a is not None] or [None]
+
+    def redact(self, query: dict[str, str]) -> dict[str, str]:
+        out = {}
+        for k, v in query.items():
+            if k in ("access_token", "appsecret_proof"):
+                v = "REDACTED"
+            else:
+                for t in self.tokens:
+                    if t in v:
+                        v = v.replace(t, "REDACTED")
+            out[k] = v
+        return out
+
+    def _log(
+        self,
+        method: str,
+        path: str,
+        query: dict[str, str],
+        status: int | None,
+        kind: str,
+        fault: str | None,
+        started: float,
+        batch_size: int | None,
+    ) -> None:
+        with self.lock:
+            self.call_seq += 1
+            if len(self.calls) >= 200_000:
+                del self.calls[:10_000]
+            self.calls.append(
+                {
+                    "seq": self.call_seq,
+                    "method": method,
+                    "path": path,
+                    "query": self.redact(query),
+                    "status": status,
+                    "kind": kind,
+                    "fault": fault,
+                    "ms": round((time.monotonic() - started) * 1000, 2),
+                    "batch_size": batch_size,
+                }
+            )
+
+    # ------------------------------------------------------------ connections
+
+    def conn_opened(self) -> None:
+        with self.conn_lock:
+            self.active_connections += 1
+            if self.active_connections > self.counters["max_concurrent_connections"]:
+                self.counters["max_concurrent_connections"] = self.active_connections
+
+    def conn_closed(self) -> None:
+        with self.conn_lock:
+            self.active_connections -= 1
+
+    # ------------------------------------------------------------ admin
+
+    def reset(self) -> None:
+        with self.lock:
+            self.objects.clear()
+            self.accounts.clear()
+            peak = self.active_connections
+            self.counters = fresh_counters()
+            self.counters["max_concurrent_connections"] = peak
+            self.calls.clear()
+            self.faults.clear()
+            self.faults.set_random(None)
+            self.cfg = copy.deepcopy(self.initial_cfg)
+            self.usage.reset()
+            self.active_sets.clear()
+            self.runtime.clear()
+            self.notifications.clear()
+            self.notifying.clear()
+            self.null_rng = random.Random()
+            self.generation += 1
+            self.dirty = True
+
+    def configure(self, changes: dict[str, Any]) -> dict[str, Any]:
+        values = validate_config(changes)
+        with self.lock:
+            self.cfg.update(values)
+            if "random_faults" in values:
+                self.faults.set_random(values["random_faults"])
+                seed = (values["random_faults"] or {}).get("seed")
+                self.null_rng = random.Random(seed)
+            return copy.deepcopy(self.cfg)
+
+    def admin(self, method: str, sub: str, query: dict[str, str], raw: bytes) -> tuple[int, Any]:
+        try:
+            payload = json.loads(raw.decode("utf-8")) if raw.strip() else {}
+        except ValueError as exc:
+            return 400, {"error": {"message": f"invalid JSON body: {exc}"}}
+        sub = sub.strip("/")
+        try:
+            with self.lock:
+                if sub == "counters" and method == "GET":
+                    return 200, copy.deepcopy(self.counters)
+                if sub == "reset" and method == "POST":
+                    self.reset()
+                    return 200, {"reset": True}
+                if sub == "config":
+                    if method == "POST":
+                        if not isinstance(payload, dict):
+                            raise ValueError("config body must be a JSON object")
+                        return 200, self.configure(payload)
+                    return 200, copy.deepcopy(self.cfg)
+                if sub == "faults":
+                    if method == "POST":
+                        if not isinstance(payload, dict):
+                            raise ValueError("faults body must be a JSON object")
+                        if payload.get("clear"):
+                            self.faults.clear()
+                        else:
+                            self.faults.add(payload)
+                    return 200, {"faults": self.faults.listing()}
+                if sub == "calls" and method == "GET":
+                    return 200, {"calls": copy.deepcopy(self.calls)}
+                if sub == "objects" and method == "GET":
+                    wanted = query.get("type")
+                    objs = [
+                        {"type": o["_type"], **{k: v for k, v in o.items() if not k.startswith("_")}}
+                        for o in self.objects.values()
+                        if not wanted or o["_type"] == wanted
+                    ]
+                    return 200, {"objects": copy.deepcopy(objs)}
+                if sub == "notifications" and method == "GET":
+                    return 200, {"notifications": copy.deepcopy(self.notifications)}
+                if sub == "state" and method == "GET":
+                    return 200, self.snapshot()
+        except (ValueError, TypeError) as exc:
+            return 400, {"error": {"message": str(exc)}}
+        return 404, {"error": {"message": f"unknown admin endpoint {method} /__admin/{sub}"}}
+
+    # ------------------------------------------------------------ persistence
+
+    def snapshot(self) -> dict[str, Any]:
+        with self.lock:
+            return copy.deepcopy(
+                {
+                    "format": 1,
+                    "next_id": self.next_id,
+                    "accounts": list(self.accounts.values()),
+                    "objects": list(self.objects.values()),
+                    "notifications": self.notifications,
+                }
+            )
+
+    def save_state(self) -> None:
+        if not self.state_file:
+            return
+        with self.lock:
+            data = json.dumps(self.snapshot(), separators=(",", ":"))
+            self.dirty = False
+            self.last_save = time.monotonic()
+        tmp = f"{self.state_file}.tmp{os.getpid()}.{threading.get_ident()}"
+        with open(tmp, "w", encoding="utf-8") as fh:
+            fh.write(data)
+        os.replace(tmp, self.state_file)
+
+    def load_state(self) -> None:
+        if not self.state_file or not os.path.exists(self.state_file):
+            return
+        with open(self.state_file, encoding="utf-8") as fh:
+            data = json.load(fh)
+        with self.lock:
+            self.next_id = max(int(data.get("next_id", FIRST_ID)), FIRST_ID)
+            self.accounts = {a["account_id"]: a for a in data.get("accounts", [])}
+            self.objects = {o["id"]: o for o in data.get("objects", [])}
+            self.notifications = list(data.get("notifications", []))
+            self.active_sets = {
+                o["id"]
+                for o in self.objects.values()
+                if o.get("_type") == "async_request_set" and not async_sets.is_completed(o)
+            }
+
+    def resume_notifications(self) -> None:
+        with self.lock:
+            for o in list(self.objects.values()):
+                if o.get("_type") == "async_request_set" and async_sets.is_completed(o):
+                    async_sets.maybe_notify(self, o)
+
+    def tick(self) -> None:
+        if not self.active_sets:
+            return
+        with self.lock:
+            async_sets.tick(self, time.monotonic())

@@ -1,0 +1,174 @@
+from __future__ import annotations
+
+import json
+import time
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+import requests
+
+from tests.emu_admin import EmulatorAdmin
+
+from .conftest import Graph, error_of
+
+CAMP = {"name": "c", "objective": "OUTCOME_SALES"}
+
+
+def test_fault_500(graph: Graph, emu: EmulatorAdmin) -> None:
+    emu.fault("500", count=2)
+    for _ in range(2):
+        err = error_of(graph.post("act_1/campaigns", CAMP), 500)
+        assert err["is_transient"] is True
+    assert graph.post("act_1/campaigns", CAMP).status_code == 200
+    counters = emu.counters()
+    assert counters["faults_injected"]["500"] == 2
+    assert counters["objects_created"] == 1
+    assert [c["fault"] for c in emu.calls()] == ["500", "500", None]
+    assert [c["status"] for c in emu.calls()] == [500, 500, 200]
+
+
+def test_drop_before_and_drop_after_commit(graph: Graph, emu: EmulatorAdmin) -> None:
+    emu.fault("drop_before")
+    with pytest.raises(requests.ConnectionError):
+        graph.post("act_1/campaigns", CAMP)
+    assert emu.counters()["objects_created"] == 0
+    emu.fault("drop_after_commit")
+    with pytest.raises(requests.ConnectionError):
+        graph.post("act_1/campaigns", CAMP)
+    assert emu.counters()["objects_created"] == 1  # the work was done, the answer lost
+    counters = emu.counters()
+    assert counters["faults_injected"]["drop"] == 2
+    assert [c["fault"] for c in emu.calls()] == ["drop_before", "drop_after_commit"]
+    assert graph.post("act_1/campaigns", CAMP).status_code == 200
+
+
+def test_fault_matching_by_method_and_path(graph: Graph, emu: EmulatorAdmin) -> None:
+    camp = graph.create("act_1", "campaigns", **CAMP)
+    emu.fault("500", count=1, method="POST", path_regex=r"/adsets$")
+    assert graph.get("act_1/adsets").status_code == 200  # GET: not matched
+    assert graph.post(camp, {"name": "x"}).status_code == 200  # other path
+    assert graph.post("act_1/adsets", {"name": "s", "campaign_id": camp}).status_code == 500
+    assert graph.post("act_1/adsets", {"name": "s", "campaign_id": camp}).status_code == 200
+    emu.fault("500", count=5)
+    assert len(requests.get(f"{emu.url}/__admin/faults", timeout=5).json()["faults"]) == 1
+    emu.clear_faults()
+    assert graph.get("me").status_code == 200
+
+
+def test_fault_throttle_blocks_the_account(graph: Graph, emu: EmulatorAdmin) -> None:
+    emu.config(regain_unit_seconds=0.1)
+    emu.fault("throttle", regain_minutes=3, path_regex="act_3")
+    resp = graph.get("act_3/campaigns")
+    err = error_of(resp)
+    assert err["code"] == 80004
+    assert err["is_transient"] is False
+    assert (
+        json.loads(resp.headers["X-Business-Use-Case-Usage"])["3"][0]["estimated_time_to_regain_access"] == 3
+    )
+    assert error_of(graph.get("act_3"))["code"] == 80004  # blocked for 3 x 0.1 s
+    assert graph.get("act_4").status_code == 200
+    time.sleep(0.35)
+    assert graph.get("act_3").status_code == 200
+    emu.config(throttle_code=613)
+    emu.fault("throttle")
+    assert error_of(graph.get("act_3"))["code"] == 613
+    assert emu.counters()["faults_injected"]["throttle"] == 2
+
+
+def test_fault_empty_page_continues(emu: EmulatorAdmin, url_token: str) -> None:
+    graph = Graph(emu.url, token=url_token)
+    ids = [graph.create("act_1", "campaigns", **CAMP) for _ in range(3)]
+    first = graph.ok(graph.get("act_1/campaigns", limit=2))
+    emu.fault("empty_page")
+    assert graph.post("act_1/campaigns", CAMP).status_code == 200  # not an edge read: not consumed
+    empty = requests.get(first["paging"]["next"], timeout=5).json()
+    assert empty["data"] == []
+    assert empty["paging"]["next"]
+    assert parse_qs(urlsplit(empty["paging"]["next"]).query)["after"] == [first["paging"]["cursors"]["after"]]
+    rest = requests.get(empty["paging"]["next"], timeout=5).json()
+    assert [c["id"] for c in rest["data"]] == [*ids[2:], emu.objects("campaign")[-1]["id"]]
+    assert emu.counters()["faults_injected"]["empty_page"] == 1
+
+
+def test_fault_code1_only_hits_batches(graph: Graph, emu: EmulatorAdmin) -> None:
+    emu.fault("code1")
+    assert graph.get("me").status_code == 200
+    err = error_of(graph.batch([{"method": "GET", "relative_url": "me"}]))
+    assert err["code"] == 1
+    assert graph.batch([{"method": "GET", "relative_url": "me"}]).status_code == 200
+    assert emu.counters()["faults_injected"]["code1"] == 1
+
+
+def test_random_faults_are_seeded(graph: Graph, emu: EmulatorAdmin) -> None:
+    def run() -> list[int | None]:
+        out: list[int | None] = []
+        for _ in range(40):
+            try:
+                out.append(graph.get("me").status_code)
+            except requests.ConnectionError:
+                out.append(None)
+        return out
+
+    spec = {"500": 0.2, "drop_after_commit": 0.1, "throttle": 0.1, "seed": 42}
+    emu.config(random_faults=spec, regain_unit_seconds=0.001)
+    first = run()
+    emu.reset()
+    emu.config(random_faults=spec, regain_unit_seconds=0.001)
+    second = run()
+    assert first == second
+    assert {500, None, 400, 200} <= set(first)
+    injected = emu.counters()["faults_injected"]
+    assert injected["500"] + injected["drop"] + injected["throttle"] == sum(1 for s in second if s != 200)
+    emu.config(random_faults=None)
+    assert run() == [200] * 40
+
+
+def test_call_log_redacts_token_and_proof(emu: EmulatorAdmin, url_token: str) -> None:
+    resp = requests.post(
+        f"{emu.url}/v25.0/act_1/campaigns",
+        timeout=5,
+        data=CAMP,
+        params={"access_token": url_token, "appsecret_proof": "abc123", "x": f"pre{url_token}"},
+    )
+    assert resp.status_code == 200
+    calls = emu.calls()
+    assert calls[0]["query"] == {
+        "access_token": "REDACTED",
+        "appsecret_proof": "REDACTED",
+        "x": "preREDACTED",
+    }
+    assert set(calls[0]) >= {"seq", "method", "path", "query", "status", "kind", "fault", "ms", "batch_size"}
+    assert calls[0]["path"] == "/v25.0/act_1/campaigns"
+    assert calls[0]["kind"] == "create"
+    assert url_token not in json.dumps(calls)
+    assert "abc123" not in json.dumps(calls)
+
+
+def test_latency_config_and_reset_restores_config(graph: Graph, emu: EmulatorAdmin) -> None:
+    cfg = emu.config(latency=0.15, latency_jitter=0.05)
+    assert cfg["latency"] == 0.15
+    assert cfg["usage_budget"] == 100000
+    started = time.monotonic()
+    graph.get("me")
+    assert time.monotonic() - started >= 0.15
+    admin_started = time.monotonic()
+    emu.counters()
+    assert time.monotonic() - admin_started < 0.15  # admin calls are not delayed
+    emu.reset()
+    assert requests.get(f"{emu.url}/__admin/config", timeout=5).json()["latency"] == 0.0
+    bad = requests.post(f"{emu.url}/__admin/config", json={"nonsense": 1}, timeout=5)
+    assert bad.status_code == 400
+    bad = requests.post(f"{emu.url}/__admin/faults", json={"type": "meteor"}, timeout=5)
+    assert bad.status_code == 400
+
+
+def test_reset_clears_everything(graph: Graph, emu: EmulatorAdmin) -> None:
+    graph.create("act_1", "campaigns", **CAMP)
+    emu.fault("500", count=3)
+    emu.reset()
+    assert emu.objects() == []
+    counters = emu.counters()
+    assert counters["http_calls"] == 0
+    assert counters["objects_created"] == 0
+    assert emu.calls() == []
+    assert graph.get("me").status_code == 200  # the queued fault is gone
