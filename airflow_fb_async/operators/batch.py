@@ -1,0 +1,145 @@
+"""GraphBatchOperator: run a standard Graph batch of any size from a task."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+from airflow.sdk import BaseOperator
+
+from airflow_fb_async.exceptions import GraphBatchError
+from airflow_fb_async.hooks.batch import entry_failed, validate_requests
+from airflow_fb_async.hooks.graph import GraphHook
+
+if TYPE_CHECKING:
+    from airflow.sdk import Context
+
+# How many failing entries the task error lists (all of them are on the exception's ``failures``).
+MAX_LISTED_FAILURES = 20
+
+
+def _error_summary(result: Mapping[str, Any]) -> tuple[int | None, str]:
+    body = result.get("body")
+    error = body.get("error") if isinstance(body, Mapping) else None
+    if isinstance(error, Mapping):
+        code = error.get("code")
+        return (code if isinstance(code, int) else None), str(error.get("message") or error.get("type") or "")
+    return None, "" if body is None else str(body)[:200]
+
+
+def batch_failures(
+    requests: Sequence[Mapping[str, Any]], results: Sequence[Mapping[str, Any]]
+) -> list[dict[str, Any]]:
+    """The failing entries of a batch result: ``{"index", "name", "code", "error_code", "message"}``."""
+    failures = []
+    for index, result in enumerate(results):
+        if not entry_failed(result):
+            continue
+        request = requests[index] if index < len(requests) else {}
+        error_code, message = _error_summary(result)
+        failures.append(
+            {
+                "index": index,
+                "name": request.get("name") if isinstance(request, Mapping) else None,
+                "method": str(request.get("method", "")).upper() if isinstance(request, Mapping) else "",
+                "code": result.get("code"),
+                "error_code": error_code,
+                "message": message,
+            }
+        )
+    return failures
+
+
+class GraphBatchOperator(BaseOperator):
+    """Run a standard Graph API batch (``POST /`` with ``batch``) of any size.
+
+    The requests are validated before any call, planned into calls of at most 50 (dependency
+    chains kept together or resolved client-side), sent ``max_concurrency`` calls at a time, and
+    entries Graph answers ``null`` are retried. See :mod:`airflow_fb_async.hooks.batch`.
+
+    :param requests: list of dicts with ``method``, ``relative_url`` and optional ``body`` (str or
+        dict), ``name``, ``depends_on``, ``omit_response_on_success``, ``attached_files``,
+        ``headers``. (templated)
+    :param files: multipart parts named by ``attached_files``: part name -> file path or bytes.
+        (templated)
+    :param include_headers: keep each entry's response headers in the result.
+    :param fail_on_error: fail the task, after the whole batch ran, when any entry has code >= 400
+        (or did not complete), naming the failing entries.
+    :param max_concurrency: batch calls in flight at once.
+    :param graph_conn_id: the ``facebook_graph`` connection. (templated)
+    :param api_version: Graph API version, e.g. ``v25.0`` (default: the connection's). (templated)
+    :param batch_options: extra engine options (``max_rounds``, ``max_ads_per_chunk``,
+        ``chunk_size``, ``round_backoff``).
+
+    Returns (XCom) one ``{"code", "headers", "body"}`` per request, in input order.
+    """
+
+    template_fields: Sequence[str] = ("requests", "files", "graph_conn_id", "api_version")
+    ui_color = "#4267B2"
+
+    def __init__(
+        self,
+        *,
+        requests: list[dict[str, Any]] | Any,
+        files: dict[str, Any] | None = None,
+        include_headers: bool = True,
+        fail_on_error: bool = True,
+        max_concurrency: int = 4,
+        graph_conn_id: str = "facebook_graph_default",
+        api_version: str | None = None,
+        batch_options: dict[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.requests = requests
+        self.files = files
+        self.include_headers = include_headers
+        self.fail_on_error = fail_on_error
+        self.max_concurrency = max_concurrency
+        self.graph_conn_id = graph_conn_id
+        self.api_version = api_version
+        self.batch_options = dict(batch_options or {})
+
+    def _progress(self, done: int, total: int, errors: int) -> None:
+        self.log.debug("GraphBatchOperator progress: %d/%d entries, %d errors", done, total, errors)
+
+    def execute(self, context: Context) -> list[dict[str, Any]]:
+        requests = self.requests
+        if isinstance(requests, tuple):
+            requests = list(requests)
+        # Before the hook, even before a connection lookup: bad input never reaches Graph.
+        validated = validate_requests(requests, self.files)
+        hook = GraphHook(graph_conn_id=self.graph_conn_id, api_version=self.api_version)
+        self.log.info(
+            "Running a standard batch of %d requests (max_concurrency=%d)",
+            len(requests),
+            self.max_concurrency,
+        )
+        results = hook.batch(
+            requests,
+            include_headers=self.include_headers,
+            files=self.files,
+            max_concurrency=self.max_concurrency,
+            progress=self._progress,
+            validated=validated,
+            **self.batch_options,
+        )
+        failures = batch_failures(requests, results)
+        self.log.info("Batch done: %d entries, %d failed", len(results), len(failures))
+        if failures and self.fail_on_error:
+            lines = []
+            for f in failures[:MAX_LISTED_FAILURES]:
+                label = f"#{f['index']}" + (f" {f['name']!r}" if f["name"] else "")
+                detail = f"code {f['code']}"
+                if f["error_code"] is not None:
+                    detail += f", error {f['error_code']}"
+                lines.append(f"  {label} ({f['method']}): {detail}: {f['message']}")
+            if len(failures) > MAX_LISTED_FAILURES:
+                lines.append(f"  ... and {len(failures) - MAX_LISTED_FAILURES} more")
+            message = hook.scrub(
+                f"{len(failures)} of {len(results)} batch entries failed:\n" + "\n".join(lines)
+            )
+            raise GraphBatchError(
+                message, failures=[{**f, "message": hook.scrub(f["message"])} for f in failures]
+            )
+        return results

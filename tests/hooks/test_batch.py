@@ -1,0 +1,260 @@
+"""Standard batch engine against the emulator over HTTP (no mocked transport)."""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+from airflow_fb_async.exceptions import GraphInputError
+from airflow_fb_async.hooks.graph import GraphHook
+from tests.conftest import TEST_TOKEN
+from tests.hooks.test_batch_plan import BAD_INPUTS
+
+if TYPE_CHECKING:
+    from tests.emu_admin import EmulatorAdmin
+
+FAST: dict[str, Any] = {"round_backoff": 0.01}
+
+
+def get(url: str, **kw: Any) -> dict[str, Any]:
+    return {"method": "GET", "relative_url": url, **kw}
+
+
+def post(url: str, body: Any = None, **kw: Any) -> dict[str, Any]:
+    return {"method": "POST", "relative_url": url, **({"body": body} if body is not None else {}), **kw}
+
+
+def camp(name: str) -> dict[str, str]:
+    return {"name": name, "objective": "OUTCOME_TRAFFIC"}
+
+
+def ids_of(results: list[dict[str, Any]]) -> list[str]:
+    return [r["body"]["id"] for r in results]
+
+
+def batch_calls(emu: EmulatorAdmin) -> int:
+    return int(emu.counters()["calls_by_kind"].get("batch", 0))
+
+
+def test_10000_independent_gets_take_200_calls(graph_conn: EmulatorAdmin) -> None:
+    n = 10_000
+    baseline = graph_conn.counters()["max_concurrent_connections"]
+    seen: list[tuple[int, int, int]] = []
+    with GraphHook() as hook:
+        results = hook.batch(
+            [get(f"act_{i}?fields=id") for i in range(n)],
+            progress=lambda d, t, e: seen.append((d, t, e)),
+            **FAST,
+        )
+    counters = graph_conn.counters()
+    assert counters["http_calls"] == 200
+    assert counters["calls_by_kind"]["batch"] == 200
+    assert len(results) == n
+    assert all(r["code"] == 200 for r in results)
+    assert [r["body"]["id"] for r in results] == [f"act_{i}" for i in range(n)]
+    assert len(seen) == 200
+    assert seen[-1] == (n, n, 0)
+    # Open connections (keep-alive) beyond those already open at reset: the hook's pool of <= 4.
+    assert counters["max_concurrent_connections"] - baseline <= 4
+
+
+def test_reference_across_the_50_boundary(graph_conn: EmulatorAdmin) -> None:
+    reqs: list[dict[str, Any]] = [post("act_1/campaigns", camp(f"c{i}"), name=f"c{i}") for i in range(60)]
+    reqs[51] = get("{result=c49:$.id}?fields=id,name", name="c51")
+    results = GraphHook().batch(reqs, **FAST)
+    assert batch_calls(graph_conn) == 2
+    assert [r["code"] for r in results] == [200] * 60
+    assert results[51]["body"]["id"] == results[49]["body"]["id"]
+    assert results[51]["body"]["name"] == "c49"
+    assert graph_conn.counters()["objects_created"] == 59
+
+
+def test_chain_of_120_creates(graph_conn: EmulatorAdmin) -> None:
+    reqs = [post("act_1/campaigns", camp("chain-0"), name="c0")]
+    reqs += [
+        post("act_1/campaigns", camp(f"chain-{i}-after-{{result=c{i - 1}:$.id}}"), name=f"c{i}")
+        for i in range(1, 120)
+    ]
+    results = GraphHook().batch(reqs, **FAST)
+    assert all(r["code"] == 200 for r in results), [r for r in results if r["code"] != 200][:3]
+    ids = ids_of(results)
+    assert len(set(ids)) == 120
+    by_id = {o["id"]: o for o in graph_conn.objects("campaign")}
+    assert len(by_id) == 120
+    for i in range(1, 120):
+        assert by_id[ids[i]]["name"] == f"chain-{i}-after-{ids[i - 1]}"
+    # 3 calls (50 + 50 + 20), one after the other.
+    assert batch_calls(graph_conn) == 3
+
+
+def test_nulls_are_retried_without_duplicates(graph_conn: EmulatorAdmin) -> None:
+    graph_conn.config(null_fraction=0.2)
+    n = 1000
+    results = GraphHook().batch(
+        [post("act_1/campaigns", camp(f"n{i}"), name=f"n{i}") for i in range(n)], **FAST
+    )
+    counters = graph_conn.counters()
+    assert [r["code"] for r in results] == [200] * n
+    assert len(set(ids_of(results))) == n
+    assert counters["objects_created"] == n
+    assert counters["faults_injected"]["null"] > 0
+    names = {o["id"]: o["name"] for o in graph_conn.objects("campaign")}
+    assert [names[i] for i in ids_of(results)] == [f"n{i}" for i in range(n)]
+
+
+def test_nulls_with_references_retry_dependents(graph_conn: EmulatorAdmin) -> None:
+    graph_conn.config(null_fraction=0.3)
+    reqs = []
+    for k in range(40):
+        reqs.append(post("act_1/campaigns", camp(f"p{k}"), name=f"p{k}"))
+        reqs.append(
+            post("act_1/adsets", {"name": f"s{k}", "campaign_id": f"{{result=p{k}:$.id}}"}, name=f"s{k}")
+        )
+    results = GraphHook().batch(reqs, **FAST)
+    assert all(r["code"] == 200 for r in results), [r for r in results if r["code"] != 200][:3]
+    assert graph_conn.counters()["objects_created"] == 80
+    adsets = {o["id"]: o for o in graph_conn.objects("adset")}
+    for k in range(40):
+        assert adsets[results[2 * k + 1]["body"]["id"]]["campaign_id"] == results[2 * k]["body"]["id"]
+
+
+def test_entry_never_completing_becomes_an_error(graph_conn: EmulatorAdmin) -> None:
+    graph_conn.config(null_fraction=1.0)
+    results = GraphHook().batch([get("act_1"), get("act_2")], max_rounds=3, **FAST)
+    assert batch_calls(graph_conn) == 3
+    for r in results:
+        assert r["code"] == 503
+        assert r["body"]["error"]["type"] == "BatchEntryIncomplete"
+        assert "after 3 attempts" in r["body"]["error"]["message"]
+
+
+def test_code1_halves_the_call(graph_conn: EmulatorAdmin) -> None:
+    graph_conn.config(code1_above=20)
+    results = GraphHook().batch([get(f"act_{i}?fields=id") for i in range(100)], **FAST)
+    assert [r["body"]["id"] for r in results] == [f"act_{i}" for i in range(100)]
+    sizes = [c["batch_size"] for c in graph_conn.calls() if c["kind"] == "batch" and c["status"] == 200]
+    assert max(sizes) <= 20
+    assert sum(sizes) == 100
+
+
+def test_code1_even_for_one_entry_gives_error_entries(graph_conn: EmulatorAdmin) -> None:
+    graph_conn.config(code1_above=0)
+    results = GraphHook().batch([get("act_1"), get("act_2"), get("act_3")], **FAST)
+    assert all(r["code"] >= 400 for r in results)
+    assert all(r["body"]["error"]["code"] == 1 for r in results)
+
+
+def test_ambiguous_write_is_not_resent(graph_conn: EmulatorAdmin) -> None:
+    graph_conn.fault("drop_after_commit", count=1, method="POST", path_regex="^/?(v[0-9.]+/?)?$")
+    reqs = [post("act_1/campaigns", camp("w0")), get("act_1?fields=id"), post("act_1/campaigns", camp("w1"))]
+    results = GraphHook().batch(reqs, **FAST)
+    assert results[0]["code"] == 504
+    assert results[0]["body"]["error"]["type"] == "BatchEntryAmbiguous"
+    assert results[2]["body"]["error"]["type"] == "BatchEntryAmbiguous"
+    assert results[1]["code"] == 200
+    assert results[1]["body"]["id"] == "act_1"
+    # The dropped call did commit its two writes; nothing was created twice.
+    assert graph_conn.counters()["objects_created"] == 2
+    assert batch_calls(graph_conn) == 2
+
+
+def test_gets_only_call_is_retried_after_a_drop(graph_conn: EmulatorAdmin) -> None:
+    graph_conn.fault("drop_after_commit", count=1, method="POST")
+    results = GraphHook().batch([get("act_1?fields=id"), get("act_2?fields=id")], **FAST)
+    assert [r["body"]["id"] for r in results] == ["act_1", "act_2"]
+
+
+def test_transient_500_on_the_call_is_retried_by_the_hook(graph_conn: EmulatorAdmin) -> None:
+    graph_conn.fault("500", count=2, method="POST")
+    results = GraphHook().batch([post("act_1/campaigns", camp("x"), name="x")], **FAST)
+    assert results[0]["code"] == 200
+    assert graph_conn.counters()["objects_created"] == 1
+
+
+def test_headers_dict_and_include_headers_false(graph_conn: EmulatorAdmin) -> None:
+    hook = GraphHook()
+    with_headers = hook.batch([get("act_7?fields=id")], **FAST)
+    assert isinstance(with_headers[0]["headers"], dict)
+    assert any(k.lower() == "x-app-usage" for k in with_headers[0]["headers"])
+    without = hook.batch([get("act_7?fields=id")], include_headers=False, **FAST)
+    assert without[0]["headers"] == {}
+    assert without[0]["body"]["id"] == "act_7"
+    # The wire still asked for headers (the throttle needs them).
+    assert hook.throttle.usage("act_7") is not None or hook.throttle.usage() is not None
+
+
+def test_etag_304_returns_the_cached_body(graph_conn: EmulatorAdmin) -> None:
+    hook = GraphHook()
+    first = hook.batch([get("act_9?fields=id,name")], **FAST)
+    etag = next(v for k, v in first[0]["headers"].items() if k.lower() == "etag")
+    second = hook.batch([get("act_9?fields=id,name", headers={"If-None-Match": etag})], **FAST)
+    assert second[0]["code"] == 304
+    assert second[0]["body"] == first[0]["body"]
+    # A user-supplied list-of-strings header passes through as well.
+    third = hook.batch([get("act_9?fields=id,name", headers=[f"If-None-Match: {etag}"])], **FAST)
+    assert third[0]["code"] == 304
+
+
+def test_omit_response_on_success_true_is_applied_client_side(graph_conn: EmulatorAdmin) -> None:
+    results = GraphHook().batch(
+        [
+            post("act_1/campaigns", camp("a"), name="a", omit_response_on_success=True),
+            get("{result=a:$.id}?fields=name"),
+        ],
+        **FAST,
+    )
+    assert results[0] == {"code": 200, "headers": results[0]["headers"], "body": None}
+    assert results[1]["body"]["name"] == "a"
+
+
+def test_error_entries_do_not_stop_the_batch(graph_conn: EmulatorAdmin) -> None:
+    results = GraphHook().batch(
+        [get("act_1?fields=id"), get("123456789123?fields=id", name="missing"), get("{result=missing:$.id}")],
+        **FAST,
+    )
+    assert results[0]["code"] == 200
+    assert results[1]["code"] >= 400
+    assert "error" in results[1]["body"]
+    assert results[2]["code"] >= 400
+
+
+def test_attached_files_travel_with_their_call(graph_conn: EmulatorAdmin, tmp_path: Any) -> None:
+    image = tmp_path / "img.jpg"
+    image.write_bytes(b"\xff\xd8\xff fake jpeg")
+    reqs = [post("act_1/adimages", name="img", attached_files="f1")]
+    reqs += [get(f"act_{i}?fields=id") for i in range(60)]
+    results = GraphHook().batch(reqs, files={"f1": image, "unused": b"zz"}, **FAST)
+    assert results[0]["code"] == 200
+    hashes = [v["hash"] for v in results[0]["body"]["images"].values()]
+    assert len(hashes) == 1
+    assert hashes[0]
+    assert all(r["code"] == 200 for r in results[1:])
+
+
+def test_concurrency_is_bounded(graph_conn: EmulatorAdmin) -> None:
+    graph_conn.config(latency=0.05)
+    baseline = graph_conn.counters()["max_concurrent_connections"]
+    with GraphHook() as hook:
+        hook.batch([get(f"act_{i}?fields=id") for i in range(500)], max_concurrency=3, **FAST)
+    counters = graph_conn.counters()
+    assert counters["http_calls"] == 10
+    assert 2 <= counters["max_concurrent_connections"] - baseline <= 3
+
+
+@pytest.mark.parametrize(("requests", "files", "message"), BAD_INPUTS[:16])
+def test_bad_input_makes_no_http_call(
+    graph_conn: EmulatorAdmin, requests: Any, files: Any, message: str
+) -> None:
+    before = graph_conn.http_calls()
+    with pytest.raises(GraphInputError):
+        GraphHook().batch(requests, files=files)
+    assert graph_conn.http_calls() == before
+
+
+def test_token_never_in_results(graph_conn: EmulatorAdmin) -> None:
+    graph_conn.config(code1_above=0)
+    results = GraphHook().batch([post("act_1/campaigns", camp("x"))], **FAST)
+    assert results[0]["code"] >= 400
+    assert TEST_TOKEN not in json.dumps(results)
