@@ -1,0 +1,210 @@
+"""Sensor waiting on async batch request sets (poke, reschedule or deferrable)."""
+
+from __future__ import annotations
+
+import time
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any
+
+from airflow.sdk import BaseSensorOperator, PokeReturnValue
+from airflow.sdk.configuration import conf
+
+from airflow_fb_async.exceptions import AsyncRequestSetError
+from airflow_fb_async.triggers.async_request_set import (
+    SET_FIELDS,
+    AsyncRequestSetTrigger,
+    ProgressTracker,
+    chunks,
+    describe_error,
+    describe_totals,
+    event_result,
+    is_retryable,
+    normalize_set_ids,
+    request_errors_message,
+)
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from airflow.sdk import Context
+
+
+class AsyncRequestSetSensor(BaseSensorOperator):
+    """Wait until every given async request set reports ``is_completed``.
+
+    Reads the sets 50 at a time with Graph's multi-id read, on every poke (poke/reschedule mode) or
+    in the triggerer (``deferrable=True``). Returns (XCom)
+    ``{set_id: {"total_count", "success_count", "error_count", "canceled_count"}}``.
+
+    :param request_set_ids: one id, a list of ids, or a rendered JSON/Python/comma list; the XCom of
+        ``SubmitAsyncBatchOperator`` works as is. (templated)
+    :param deferrable: wait in the triggerer (default: ``[operators] default_deferrable``).
+    :param fail_on_request_errors: fail, naming counts, when any request ended in error.
+    :param cancel_on_kill: cancel the sets not yet completed when the task is killed.
+    :param graph_conn_id: the Graph connection. (templated)
+    :param api_version: Graph API version, default the connection's. (templated)
+    :param poke_interval: seconds between polls (also the trigger's poll interval).
+    """
+
+    template_fields: Sequence[str] = ("request_set_ids", "graph_conn_id", "api_version")
+    ui_color = "#e7f0fd"
+
+    def __init__(
+        self,
+        *,
+        request_set_ids: Any,
+        deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
+        poke_interval: float | timedelta = 60,
+        fail_on_request_errors: bool = False,
+        cancel_on_kill: bool = False,
+        graph_conn_id: str = "facebook_graph_default",
+        api_version: str | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(poke_interval=poke_interval, **kwargs)
+        self.request_set_ids = request_set_ids
+        self.deferrable = deferrable
+        self.fail_on_request_errors = fail_on_request_errors
+        self.cancel_on_kill = cancel_on_kill
+        self.graph_conn_id = graph_conn_id
+        self.api_version = api_version
+        if _is_literal(request_set_ids):
+            normalize_set_ids(request_set_ids)  # fail at parse time on a literal bad id
+        self._tracker: ProgressTracker | None = None
+
+    # -- helpers ---------------------------------------------------------------------------------
+
+    def _ids(self) -> list[str]:
+        return normalize_set_ids(self.request_set_ids)
+
+    def _hook(self) -> Any:
+        from airflow_fb_async.hooks.graph import GraphHook
+
+        return GraphHook(graph_conn_id=self.graph_conn_id, api_version=self.api_version)
+
+    def _read(self, hook: Any, ids: list[str]) -> dict[str, dict[str, Any]]:
+        raw: dict[str, dict[str, Any]] = {}
+        for part in chunks(ids):
+            got = hook.get_request_sets(part, fields=list(SET_FIELDS)) or {}
+            raw.update({str(k): dict(v) for k, v in got.items() if isinstance(v, dict)})
+        missing = [sid for sid in ids if sid not in raw]
+        if missing:
+            raise AsyncRequestSetError(f"request set(s) not found: {', '.join(missing[:10])}")
+        return raw
+
+    def _check(self, tracker: ProgressTracker, hook: Any) -> bool:
+        """One round: read the pending sets, log progress; True when every set is completed."""
+        newly = tracker.update(self._read(hook, tracker.pending))
+        for line in tracker.lines(newly):
+            self.log.info("%s", line)
+        return not tracker.pending
+
+    def _finish(self, tracker: ProgressTracker) -> dict[str, dict[str, int]]:
+        summary = tracker.summary()
+        if self.fail_on_request_errors:
+            problem = request_errors_message(summary)
+            if problem:
+                raise AsyncRequestSetError(problem)
+        self.log.info("All request sets completed: %s", describe_totals(summary))
+        return summary
+
+    def _get_tracker(self) -> ProgressTracker:
+        ids = self._ids()
+        if self._tracker is None or self._tracker.set_ids != ids:
+            self._tracker = ProgressTracker(ids)
+        return self._tracker
+
+    # -- execution -------------------------------------------------------------------------------
+
+    def execute(self, context: Context) -> Any:
+        tracker = self._get_tracker()
+        if not self.deferrable:
+            return super().execute(context)
+        hook = self._hook()
+        try:
+            if self._check(tracker, hook):
+                return self._finish(tracker)
+        except AsyncRequestSetError:
+            raise
+        except Exception as exc:
+            if not is_retryable(exc):
+                raise
+            self.log.warning(
+                "First check failed (%s); deferring anyway", describe_error(exc, getattr(hook, "scrub", None))
+            )
+        self.defer(
+            trigger=AsyncRequestSetTrigger(
+                request_set_ids=tracker.set_ids,
+                graph_conn_id=self.graph_conn_id,
+                api_version=self.api_version,
+                poll_interval=self.poke_interval,
+                end_time=time.time() + self.timeout,
+                fail_on_request_errors=self.fail_on_request_errors,
+                cancel_on_kill=self.cancel_on_kill,
+            ),
+            method_name="execute_complete",
+            timeout=timedelta(seconds=self.timeout),
+        )
+
+    def poke(self, context: Context) -> PokeReturnValue:
+        tracker = self._get_tracker()
+        hook = self._hook()
+        try:
+            done = self._check(tracker, hook)
+        except AsyncRequestSetError:
+            raise
+        except Exception as exc:
+            if not is_retryable(exc):
+                raise
+            self.log.warning(
+                "Reading request sets failed (%s); trying again at the next poke",
+                describe_error(exc, getattr(hook, "scrub", None)),
+            )
+            return PokeReturnValue(is_done=False)
+        if not done:
+            return PokeReturnValue(is_done=False)
+        return PokeReturnValue(is_done=True, xcom_value=self._finish(tracker))
+
+    def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> Any:
+        summary = event_result(event)
+        if self.fail_on_request_errors:
+            problem = request_errors_message(summary)
+            if problem:
+                raise AsyncRequestSetError(problem)
+        self.log.info("All request sets completed: %s", describe_totals(summary))
+        return summary
+
+    def on_kill(self) -> None:
+        if not self.cancel_on_kill:
+            return
+        tracker = self._tracker
+        try:
+            pending = tracker.pending if tracker is not None else self._ids()
+        except Exception:
+            return
+        if not pending:
+            return
+        self.log.warning("Task killed: canceling %d request set(s)", len(pending))
+        hook = self._hook()
+        for set_id in pending:
+            try:
+                hook.cancel(set_id)
+            except Exception as exc:
+                self.log.warning(
+                    "Canceling request set %s failed: %s",
+                    set_id,
+                    describe_error(exc, getattr(hook, "scrub", None)),
+                )
+
+
+def _is_literal(value: Any) -> bool:
+    """True for a value that is final at DAG-parse time (no template, no XComArg)."""
+    if isinstance(value, bool):
+        return False
+    if isinstance(value, int):
+        return True
+    if isinstance(value, str):
+        return "{{" not in value and "{%" not in value
+    if isinstance(value, (list, tuple)):
+        return all(_is_literal(v) for v in value)
+    return False
