@@ -14,12 +14,15 @@ line of this package passes through :meth:`GraphHook.scrub`.
 from __future__ import annotations
 
 import asyncio
+import functools
 import socket
+import ssl
 import threading
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Iterable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any, ClassVar
 
+import certifi
 import httpx
 import requests
 import urllib3.exceptions
@@ -555,6 +558,12 @@ class GraphHook(_GraphHookBase):
 # ==================================================================================================
 
 
+@functools.cache
+def _shared_ssl_context() -> ssl.SSLContext:
+    """One verifying SSL context for every async client of the process (certifi's CA bundle)."""
+    return ssl.create_default_context(cafile=certifi.where())
+
+
 class GraphAsyncHook(_GraphHookBase):
     """Async Facebook Graph API hook over ``httpx.AsyncClient`` (for triggers).
 
@@ -594,12 +603,21 @@ class GraphAsyncHook(_GraphHookBase):
         """The pooled async client (created on first use, on the running loop)."""
         core = await self.aget_core()
         if self._client is None:
-            self._client = httpx.AsyncClient(
-                timeout=httpx.Timeout(core.config.timeout),
-                limits=httpx.Limits(max_connections=self._max_connections, max_keepalive_connections=8),
-                follow_redirects=True,
-                transport=httpx.AsyncHTTPTransport(retries=0),
-            )
+            # Loading the CA bundle blocks for tens of ms: do it once per process, off the loop.
+            ssl_context = await asyncio.to_thread(_shared_ssl_context)
+            if self._client is None:
+                self._client = httpx.AsyncClient(
+                    timeout=httpx.Timeout(core.config.timeout),
+                    follow_redirects=True,
+                    # With an explicit transport, httpx ignores the client's verify/limits: set them here.
+                    transport=httpx.AsyncHTTPTransport(
+                        retries=0,
+                        verify=ssl_context,
+                        limits=httpx.Limits(
+                            max_connections=self._max_connections, max_keepalive_connections=8
+                        ),
+                    ),
+                )
         return self._client
 
     async def aclose(self) -> None:

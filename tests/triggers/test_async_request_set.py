@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import os
 import re
 import subprocess
 import sys
@@ -480,9 +479,6 @@ async def _loop_lag_run(emu: EmulatorAdmin) -> list[float]:
     """100 triggers of 5 sets each on one loop, 200 ms latency; return the probe's gaps (seconds)."""
     emu.config(async_pace=2)
     ids = create_sets(emu.url, 500, per_set=2)
-    load = os.getloadavg()[0] / (os.cpu_count() or 1)
-    if load > 1.0:
-        pytest.skip(f"machine too loaded to measure loop lag (load average {load:.1f} per CPU)")
     # Warm the process (lazy imports on first use), as a running triggerer is.
     assert (await first_event(trigger(ids[:1])))["status"] == "success"
     idle = await _probe_gaps(0.3)
@@ -514,28 +510,8 @@ async def _loop_lag_run(emu: EmulatorAdmin) -> list[float]:
     return gaps
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="GraphAsyncHook.get_conn builds httpx.AsyncHTTPTransport on the loop: each loads the CA "
-    "bundle (ssl load_verify_locations, 30-75 ms), 100 triggers block the loop for seconds. "
-    "Fix in hooks/graph.py (one shared SSL context, or the client built in a thread).",
-)
 async def test_event_loop_never_blocked(emu_process: EmulatorAdmin, caplog: pytest.LogCaptureFixture) -> None:
     """100 triggers of 5 sets each on one loop, 200 ms latency: the loop never stalls > 100 ms."""
     caplog.set_level(logging.INFO)  # as a triggerer logs (the suite captures DEBUG: httpcore traces)
-    gaps = await _loop_lag_run(emu_process)
-    assert max(gaps) < 0.1, f"max loop gap {max(gaps) * 1000:.0f} ms"
-
-
-async def test_event_loop_never_blocked_by_trigger_code(
-    emu_process: EmulatorAdmin, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
-) -> None:
-    """The same run with httpx's CA-bundle load shared (built once, before the measured window): what
-    is left (connection lookup, real HTTP to the emulator, the trigger's own code) never stalls the loop."""
-    caplog.set_level(logging.INFO)
-    import httpx._transports.default as httpx_default
-
-    shared = httpx_default.create_ssl_context()
-    monkeypatch.setattr(httpx_default, "create_ssl_context", lambda *a, **k: shared)
     gaps = await _loop_lag_run(emu_process)
     assert max(gaps) < 0.1, f"max loop gap {max(gaps) * 1000:.0f} ms"
