@@ -6,11 +6,14 @@ Graph's docs, its SDK and its answers spell statuses differently (``initial``, `
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from enum import Enum
+from enum import StrEnum
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable
 
 
-class AsyncRequestStatus(str, Enum):
+class AsyncRequestStatus(StrEnum):
     """Status of one request inside an async request set."""
 
     INITIAL = "INITIAL"
