@@ -48,5 +48,6 @@ def test_state_file_keeps_objects_sets_and_resumes_processing(tmp_path: Path) ->
         assert [r["status"] for r in after] == ["SUCCESS"] * 30
         # the requests done before the restart keep their results; only the rest ran now
         assert after[: len(done_before)] == done_before
-        assert emu.counters()["objects_created"] == 30 - len(done_before)
+        # processing went on between our read and the stop: at most the rest ran after the restart
+        assert 0 < emu.counters()["objects_created"] <= 30 - len(done_before)
         assert len(emu.objects("campaign")) == 31

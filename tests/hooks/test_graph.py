@@ -448,8 +448,9 @@ def test_throttle_waits_regain_time_then_succeeds(make_hook: MakeHook, graph_con
     # waited estimated_time_to_regain_access (2 "minutes" x 0.05 s) and did not hammer
     assert graph_conn.http_calls() == 2
     assert elapsed >= 0.1
-    statuses = [c["status"] for c in graph_conn.calls()]
-    assert statuses[:2] == [400, 200]
+    # Only this test's calls: a call of an earlier test may straddle the reset and be logged after it.
+    statuses = [c["status"] for c in graph_conn.calls() if c["path"].endswith(f"{ACCOUNT}/campaigns")]
+    assert statuses == [400, 200]
 
 
 def test_throttle_blocks_other_calls_on_the_same_account(
