@@ -405,6 +405,9 @@ class Engine:
         )
         kind = classify(method, path, params)
         with self.lock:
+            # The call belongs to the generation it is counted in: a reset while it runs keeps it
+            # out of the fresh call log, as it is out of the fresh counters.
+            generation = self.generation
             self.counters["http_calls"] += 1
             self.counters["calls_by_kind"][kind] += 1
             fault = self.faults.take(method, url_path, f"{url_path}?{qs}" if qs else url_path, kind)
@@ -424,7 +427,7 @@ class Engine:
         if ftype == "drop_before":
             with self.lock:
                 self.counters["faults_injected"]["drop"] += 1
-            self._log(method, url_path, query, None, kind, ftype, started, batch_size)
+            self._log(method, url_path, query, None, kind, ftype, started, batch_size, generation)
             return HttpResult(0, {}, b"", drop=True)
         if ftype == "500":
             with self.lock:
@@ -469,9 +472,9 @@ class Engine:
         if ftype == "drop_after_commit":
             with self.lock:
                 self.counters["faults_injected"]["drop"] += 1
-            self._log(method, url_path, query, None, kind, ftype, started, batch_size)
+            self._log(method, url_path, query, None, kind, ftype, started, batch_size, generation)
             return HttpResult(0, {}, b"", drop=True)
-        self._log(method, url_path, query, resp.status, kind, ftype, started, batch_size)
+        self._log(method, url_path, query, resp.status, kind, ftype, started, batch_size, generation)
         if resp.body is None:
             body = b""
         elif "pretty" in params and params["pretty"] not in ("0", "false"):
@@ -516,8 +519,11 @@ class Engine:
         fault: str | None,
         started: float,
         batch_size: int | None,
+        generation: int,
     ) -> None:
         with self.lock:
+            if generation != self.generation:
+                return  # began before a reset: not part of the fresh log (its counters were reset too)
             self.call_seq += 1
             if len(self.calls) >= 200_000:
                 del self.calls[:10_000]
