@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from airflow.sdk.exceptions import AirflowException
+from airflow.sdk.exceptions import AirflowException, AirflowFailException
 
 
 class FacebookGraphError(AirflowException):
@@ -66,7 +66,7 @@ class GraphAPIError(FacebookGraphError):
         super().__init__(self._render())
 
     def _render(self) -> str:
-        parts = [f"Graph API error {self.code}"]
+        parts = ["Graph API transport error" if self.code is None else f"Graph API error {self.code}"]
         if self.error_subcode:
             parts[0] += f"/{self.error_subcode}"
         if self.type:
@@ -139,3 +139,11 @@ class GraphBatchError(FacebookGraphError):
 
 class AsyncRequestSetError(FacebookGraphError):
     """Waiting on async request sets ended badly (error or timeout), or requests failed."""
+
+
+class TooManyResultsError(FacebookGraphError, AirflowFailException):
+    """More results than ``max_xcom_items`` would go through XCom.
+
+    Derives from ``AirflowFailException``: retrying cannot make the result set smaller, so the task
+    fails at once instead of burning its retries.
+    """

@@ -46,7 +46,10 @@ from airflow_fb_async.exceptions import (
     GraphThrottledError,
     GraphTransientError,
 )
+from airflow_fb_async.hooks.encoding import encode_fields as encode_fields
+from airflow_fb_async.hooks.encoding import encode_value as encode_value
 from airflow_fb_async.hooks.retry import AUTH_CODES, THROTTLE_CODES, TRANSIENT_CODES, RetryPolicy
+from airflow_fb_async.hooks.statuses import SET_COUNT_FIELDS
 from airflow_fb_async.hooks.throttle import ThrottleState, accounts_in, regain_seconds
 
 log = logging.getLogger("airflow_fb_async.hooks.graph")
@@ -232,31 +235,8 @@ class Scrubber:
 
 
 # --------------------------------------------------------------------------------------------------
-# Encoding helpers
+# Multipart files (parameter encoding: :mod:`airflow_fb_async.hooks.encoding`)
 # --------------------------------------------------------------------------------------------------
-
-
-def encode_value(value: Any) -> str:
-    """A Graph parameter value as text: bools lower case, lists/dicts as compact JSON."""
-    if isinstance(value, str):
-        return value
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int | float):
-        return str(value)
-    if isinstance(value, bytes):
-        return value.decode("utf-8")
-    return json.dumps(value, separators=(",", ":"), default=str)
-
-
-def encode_fields(values: Mapping[str, Any] | str | None) -> dict[str, str]:
-    """Query/form fields as ``{name: text}``; None values dropped; a query string is parsed."""
-    if values is None:
-        return {}
-    if isinstance(values, str):
-        return dict(parse_qsl(values, keep_blank_values=True))
-    return {str(k): encode_value(v) for k, v in values.items() if v is not None}
-
 
 FileSpec = tuple[str, bytes, str | None]
 
@@ -559,17 +539,7 @@ def clean_paging(body: Any) -> Any:
 # High-level helpers (shared by both hooks)
 # --------------------------------------------------------------------------------------------------
 
-DEFAULT_SET_FIELDS = (
-    "id",
-    "name",
-    "is_completed",
-    "total_count",
-    "initial_count",
-    "in_progress_count",
-    "success_count",
-    "error_count",
-    "canceled_count",
-)
+DEFAULT_SET_FIELDS = ("id", "name", "is_completed", *SET_COUNT_FIELDS)
 
 
 def fields_param(fields: str | Iterable[str] | None, default: Sequence[str] | None = None) -> str | None:

@@ -49,7 +49,7 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
-from urllib.parse import quote, unquote
+from urllib.parse import quote
 
 from airflow_fb_async.exceptions import (
     GraphAmbiguousError,
@@ -58,6 +58,12 @@ from airflow_fb_async.exceptions import (
     GraphInputError,
 )
 from airflow_fb_async.hooks import jsonpath
+from airflow_fb_async.hooks.encoding import encode_body as encode_body
+from airflow_fb_async.hooks.references import ENC_REF_RE as ENC_REF_RE
+from airflow_fb_async.hooks.references import REF_RE as REF_RE
+from airflow_fb_async.hooks.references import Reference as Reference
+from airflow_fb_async.hooks.references import find_references as find_references
+from airflow_fb_async.hooks.references import has_reference_marker
 from airflow_fb_async.hooks.retry import AUTH_CODES, THROTTLE_CODES, TRANSIENT_CODES
 
 if TYPE_CHECKING:
@@ -84,9 +90,6 @@ ENTRY_KEYS = frozenset(
 # Whole-call codes that mean "send less per call".
 SHRINK_CODES = frozenset({1, 960})
 
-# {result=NAME:$.path}, raw, and its percent-encoded spelling (bodies written already encoded).
-REF_RE = re.compile(r"\{result=([^:{}]*):([^{}]*)\}")
-ENC_REF_RE = re.compile(r"%7Bresult%3D(.*?)%3A(.*?)%7D", re.IGNORECASE)
 _NAME_FORBIDDEN = re.compile(r"[:{}\s,]")
 _USAGE_HEADERS = frozenset({"x-app-usage", "x-ad-account-usage", "x-business-use-case-usage"})
 _VERSION_RE = re.compile(r"^v\d+(\.\d+)?(/|$)")
@@ -99,16 +102,6 @@ FileSource = str | os.PathLike[str] | bytes
 # --------------------------------------------------------------------------------------------------
 # Validation and normalisation (pure)
 # --------------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Reference:
-    """One ``{result=NAME:$.path}`` occurrence: its exact text and where it was found."""
-
-    token: str
-    name: str
-    path: str
-    encoded: bool
 
 
 @dataclass
@@ -135,56 +128,6 @@ class BatchEntry:
 
 def _fail(message: str, index: int | None = None, name: str | None = None) -> GraphInputError:
     return GraphInputError(message, index=index, name=name)
-
-
-def _form_value(value: Any) -> str:
-    if isinstance(value, str):
-        return value
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int | float):
-        return str(value)
-    return json.dumps(value, separators=(",", ":"))
-
-
-def _quote_keep_refs(text: str) -> str:
-    """URL-encode ``text`` but leave ``{result=...}`` references readable for Graph."""
-    out: list[str] = []
-    pos = 0
-    for match in REF_RE.finditer(text):
-        out.append(quote(text[pos : match.start()], safe=""))
-        out.append(match.group(0))
-        pos = match.end()
-    out.append(quote(text[pos:], safe=""))
-    return "".join(out)
-
-
-def encode_body(body: Mapping[str, Any] | str | None) -> str | None:
-    """A request body as Graph's batch wants it: a URL-encoded form string.
-
-    A dict is encoded with dict/list values as compact JSON (``targeting``, ``object_story_spec``),
-    booleans as ``true``/``false`` and ``None`` values left out; references stay unencoded.
-    """
-    if body is None or isinstance(body, str):
-        return body
-    parts = []
-    for key, value in body.items():
-        if value is None:
-            continue
-        parts.append(f"{quote(str(key), safe='')}={_quote_keep_refs(_form_value(value))}")
-    return "&".join(parts)
-
-
-def find_references(text: str | None) -> list[Reference]:
-    """Every reference in a URL or body, raw (``{result=a:$.id}``) or percent-encoded."""
-    if not text:
-        return []
-    refs = [Reference(m.group(0), m.group(1), m.group(2), False) for m in REF_RE.finditer(text)]
-    refs += [
-        Reference(m.group(0), unquote(m.group(1)), unquote(m.group(2)), True)
-        for m in ENC_REF_RE.finditer(text)
-    ]
-    return refs
 
 
 def _is_json_value(value: Any, depth: int = 0) -> bool:
@@ -338,9 +281,7 @@ def validate_requests(requests: Any, files: Any = None) -> list[BatchEntry]:
 
         references = find_references(relative_url) + find_references(body)
         for text in (relative_url, body or ""):
-            if ("{result=" in text or re.search("%7Bresult%3D", text, re.IGNORECASE)) and not find_references(
-                text
-            ):
+            if has_reference_marker(text) and not find_references(text):
                 raise _fail("malformed reference: expected {result=NAME:$.path}", index, name)
         deps: list[int] = []
         for target, what in [(d, "depends_on") for d in depends_on] + [

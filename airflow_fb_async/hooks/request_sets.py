@@ -29,6 +29,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
 from airflow_fb_async.exceptions import FacebookGraphError, GraphAmbiguousError, GraphInputError
+from airflow_fb_async.hooks.encoding import encode_body as encode_body
+from airflow_fb_async.hooks.references import reference_names
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -49,8 +51,6 @@ _UNSUPPORTED_KEYS = {
     "attached_files": "async batches cannot upload files: upload first (e.g. adimages), then reference the hash",
     "headers": "async batch entries take no headers: drop 'headers'",
 }
-#: A reference to an earlier entry's result: ``{result=NAME:$.path}`` (NAME may contain anything but ``:{}``).
-REFERENCE_RE = re.compile(r"\{result=([^:{}]+):")
 _ACCOUNT_RE = re.compile(r"^(?:act_)?([0-9]+)$")
 SET_LIST_FIELDS = "id,name,total_count"
 
@@ -169,62 +169,13 @@ def validate_max_set_size(max_set_size: Any) -> int:
 
 
 # --------------------------------------------------------------------------------------------------
-# Body encoding and references
+# References (body encoding: :mod:`airflow_fb_async.hooks.encoding`)
 # --------------------------------------------------------------------------------------------------
-
-
-def _quote_keeping_references(text: str) -> str:
-    """Percent-encode ``text`` for a form body, leaving ``{result=NAME:$.path}`` tokens verbatim.
-
-    Graph resolves references in the body; keeping them verbatim works whether the server substitutes
-    before or after decoding the form.
-    """
-    out: list[str] = []
-    pos = 0
-    for match in re.finditer(r"\{result=[^{}]*\}", text):
-        out.append(urllib.parse.quote_plus(text[pos : match.start()], safe=""))
-        out.append(match.group(0))
-        pos = match.end()
-    out.append(urllib.parse.quote_plus(text[pos:], safe=""))
-    return "".join(out)
-
-
-def _form_value(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, (dict, list, tuple)):
-        return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
-    return str(value)
-
-
-def encode_body(body: str | Mapping[str, Any]) -> str:
-    """URL-encode a request body.
-
-    A string is taken as already encoded and returned unchanged. A dict is encoded as a form: nested
-    dicts and lists become compact JSON (what Graph expects for ``targeting``, ``promoted_object``...),
-    booleans become ``true``/``false``, ``None`` values are left out, and ``{result=...}`` references
-    are kept verbatim.
-    """
-    if isinstance(body, str):
-        return body
-    pairs = []
-    for key, value in body.items():
-        if value is None:
-            continue
-        pairs.append(f"{_quote_keeping_references(str(key))}={_quote_keeping_references(_form_value(value))}")
-    return "&".join(pairs)
 
 
 def find_references(*texts: str) -> list[str]:
     """Names referenced by ``{result=NAME:...}`` in the texts (raw or percent-encoded), in order, unique."""
-    names: list[str] = []
-    for text in texts:
-        for candidate in (text, urllib.parse.unquote_plus(text)):
-            for match in REFERENCE_RE.finditer(candidate):
-                ref = match.group(1).strip()
-                if ref not in names:
-                    names.append(ref)
-    return names
+    return reference_names(*texts)
 
 
 # --------------------------------------------------------------------------------------------------

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import ast
 import hashlib
-import json
 import time
 from collections.abc import Mapping, Sequence
 from datetime import timedelta
@@ -29,6 +27,7 @@ from airflow_fb_async.hooks.request_sets import (
     validate_set_name,
 )
 from airflow_fb_async.hooks.statuses import SET_COUNT_FIELDS, AsyncRequestStatus
+from airflow_fb_async.literals import parse_literal
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -532,12 +531,8 @@ def _parse_list_text(value: Any) -> Any:
     if not isinstance(value, str) or not value.strip().startswith("["):
         return value
     try:
-        return json.loads(value)
+        return parse_literal(value)
     except ValueError:
-        pass
-    try:
-        return ast.literal_eval(value.strip())
-    except (ValueError, SyntaxError):
         return value
 
 

@@ -23,7 +23,6 @@ Normalised item (one per request)::
 
 from __future__ import annotations
 
-import ast
 import json
 import os
 import re
@@ -34,9 +33,9 @@ from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, cast
 
 from airflow.sdk import BaseOperator, ObjectStoragePath
-from airflow.sdk.exceptions import AirflowFailException
 
-from airflow_fb_async.exceptions import AsyncRequestSetError, FacebookGraphError, GraphInputError
+from airflow_fb_async.exceptions import AsyncRequestSetError, GraphInputError
+from airflow_fb_async.exceptions import TooManyResultsError as TooManyResultsError
 from airflow_fb_async.hooks.graph import GraphHook
 from airflow_fb_async.hooks.statuses import (
     CANCELED_STATUSES,
@@ -44,6 +43,7 @@ from airflow_fb_async.hooks.statuses import (
     AsyncRequestStatus,
     normalize_statuses,
 )
+from airflow_fb_async.literals import parse_literal
 
 if TYPE_CHECKING:
     from airflow.sdk import Context, XComArg
@@ -60,14 +60,6 @@ WRITE_CHUNK_LINES = 500
 _ID_RE = re.compile(r"^[0-9]+$")
 _FIELD_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _LOCAL_PROTOCOLS = frozenset({"", "file", "local"})
-
-
-class TooManyResultsError(FacebookGraphError, AirflowFailException):
-    """More results than ``max_xcom_items`` would go through XCom.
-
-    Derives from ``AirflowFailException``: retrying cannot make the result set smaller, so the task
-    fails at once instead of burning its retries.
-    """
 
 
 class AsyncRequestResultsOperator(BaseOperator):
@@ -162,14 +154,10 @@ class AsyncRequestResultsOperator(BaseOperator):
             text = value.strip()
             if text.startswith(("[", "(")):
                 # A list rendered to text by Jinja ("['1', '2']") or written as JSON.
-                parsed: Any = None
                 try:
-                    parsed = json.loads(text)
+                    parsed = parse_literal(text)
                 except ValueError:
-                    try:
-                        parsed = ast.literal_eval(text)
-                    except (ValueError, SyntaxError):
-                        raise GraphInputError(f"{what}: cannot read {value!r} as a list") from None
+                    raise GraphInputError(f"{what}: cannot read {value!r} as a list") from None
                 if not isinstance(parsed, list | tuple):
                     raise GraphInputError(f"{what}: cannot read {value!r} as a list")
                 return list(parsed)

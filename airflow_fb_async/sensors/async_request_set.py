@@ -99,8 +99,19 @@ class AsyncRequestSetSensor(BaseSensorOperator):
             self.log.info("%s", line)
         return not tracker.pending
 
-    def _finish(self, tracker: ProgressTracker) -> dict[str, dict[str, int]]:
-        summary = tracker.summary()
+    def _try_check(self, tracker: ProgressTracker, hook: Any, failed: str, then: str) -> bool:
+        """:meth:`_check`, where a retryable read error is logged (``failed``, ``then``) and means "not done"."""
+        try:
+            return self._check(tracker, hook)
+        except AsyncRequestSetError:
+            raise
+        except Exception as exc:
+            if not is_retryable(exc):
+                raise
+            self.log.warning("%s (%s); %s", failed, describe_error(exc, getattr(hook, "scrub", None)), then)
+            return False
+
+    def _finish(self, summary: dict[str, dict[str, int]]) -> dict[str, dict[str, int]]:
         if self.fail_on_request_errors:
             problem = request_errors_message(summary)
             if problem:
@@ -120,18 +131,8 @@ class AsyncRequestSetSensor(BaseSensorOperator):
         tracker = self._get_tracker()
         if not self.deferrable:
             return super().execute(context)
-        hook = self._hook()
-        try:
-            if self._check(tracker, hook):
-                return self._finish(tracker)
-        except AsyncRequestSetError:
-            raise
-        except Exception as exc:
-            if not is_retryable(exc):
-                raise
-            self.log.warning(
-                "First check failed (%s); deferring anyway", describe_error(exc, getattr(hook, "scrub", None))
-            )
+        if self._try_check(tracker, self._hook(), "First check failed", "deferring anyway"):
+            return self._finish(tracker.summary())
         self.defer(
             trigger=AsyncRequestSetTrigger(
                 request_set_ids=tracker.set_ids,
@@ -148,31 +149,14 @@ class AsyncRequestSetSensor(BaseSensorOperator):
 
     def poke(self, context: Context) -> PokeReturnValue:
         tracker = self._get_tracker()
-        hook = self._hook()
-        try:
-            done = self._check(tracker, hook)
-        except AsyncRequestSetError:
-            raise
-        except Exception as exc:
-            if not is_retryable(exc):
-                raise
-            self.log.warning(
-                "Reading request sets failed (%s); trying again at the next poke",
-                describe_error(exc, getattr(hook, "scrub", None)),
-            )
+        if not self._try_check(
+            tracker, self._hook(), "Reading request sets failed", "trying again at the next poke"
+        ):
             return PokeReturnValue(is_done=False)
-        if not done:
-            return PokeReturnValue(is_done=False)
-        return PokeReturnValue(is_done=True, xcom_value=self._finish(tracker))
+        return PokeReturnValue(is_done=True, xcom_value=self._finish(tracker.summary()))
 
     def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> Any:
-        summary = event_result(event)
-        if self.fail_on_request_errors:
-            problem = request_errors_message(summary)
-            if problem:
-                raise AsyncRequestSetError(problem)
-        self.log.info("All request sets completed: %s", describe_totals(summary))
-        return summary
+        return self._finish(event_result(event))
 
     def on_kill(self) -> None:
         if not self.cancel_on_kill:

@@ -14,7 +14,6 @@ operator's ``wait_for_completion``), so they all report and fail the same way.
 from __future__ import annotations
 
 import asyncio
-import json
 import random
 import re
 import time
@@ -25,6 +24,7 @@ from airflow.triggers.base import BaseTrigger, TriggerEvent
 
 from airflow_fb_async.exceptions import AsyncRequestSetError, GraphAPIError, GraphInputError
 from airflow_fb_async.hooks.statuses import SET_COUNT_FIELDS
+from airflow_fb_async.literals import parse_literal
 
 #: Event statuses; nothing else is ever emitted.
 EVENT_STATUSES = ("success", "error", "timeout")
@@ -109,14 +109,8 @@ def normalize_set_ids(value: Any) -> list[str]:
 
 def _parse_list_text(text: str) -> Any:
     try:
-        return json.loads(text)
+        return parse_literal(text)
     except ValueError:
-        pass
-    import ast
-
-    try:
-        return ast.literal_eval(text)
-    except (ValueError, SyntaxError):
         raise GraphInputError(f"request_set_ids: cannot parse {_short(text)} as a list of ids") from None
 
 
