@@ -1,0 +1,189 @@
+"""Chaos campaign (issue 9): the emulator process restarts with ``--state FILE`` in the middle of the
+processing while the trigger is waiting; the pipeline completes once it is back, every object
+exactly once."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from airflow_fb_async.hooks.graph import GraphHook
+from airflow_fb_async.operators.async_batch import SubmitAsyncBatchOperator
+from airflow_fb_async.operators.results import AsyncRequestResultsOperator
+from airflow_fb_async.triggers.async_request_set import AsyncRequestSetTrigger
+from tests.chaos._support import PROFILE, by_name, ctx, rebuild_trigger, report
+from tests.conftest import CONN_ENV, FAST_REGAIN_UNIT_SECONDS, TEST_TOKEN, conn_json
+from tests.emu_admin import EmulatorAdmin
+
+pytestmark = [pytest.mark.chaos, pytest.mark.timeout(600)]
+
+ACCOUNT = "act_7300"
+CAMPAIGN = {"objective": "OUTCOME_TRAFFIC", "status": "PAUSED", "special_ad_categories": []}
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class EmulatorProcess:
+    def __init__(self, port: int, state: Path, pace: float) -> None:
+        self.args = [
+            sys.executable,
+            "-m",
+            "airflow_fb_async.emulator",
+            "--port",
+            str(port),
+            "--token",
+            TEST_TOKEN,
+            "--state",
+            str(state),
+            "--async-pace",
+            str(pace),
+        ]
+        self.proc: subprocess.Popen[str] | None = None
+        self.url = ""
+
+    def start(self) -> str:
+        deadline = time.monotonic() + 20
+        while True:  # the port may linger briefly after the previous process closed it
+            self.proc = subprocess.Popen(self.args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            assert self.proc.stdout is not None
+            line = self.proc.stdout.readline()
+            if "http://" in line:
+                self.url = line[line.index("http://") :].split()[0]
+                return self.url
+            self.proc.wait(timeout=10)
+            assert time.monotonic() < deadline, (
+                f"emulator did not start: {line!r} {self.proc.stderr.read()!r}"
+            )
+            time.sleep(0.2)
+
+    def stop(self) -> int:
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGTERM)
+        code = self.proc.wait(timeout=20)
+        self.proc.stdout.close()  # type: ignore[union-attr]
+        self.proc.stderr.close()  # type: ignore[union-attr]
+        self.proc = None
+        return code
+
+    def kill(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(timeout=10)
+
+
+@pytest.fixture
+def emulator_process(tmp_path: Path) -> Iterator[EmulatorProcess]:
+    proc = EmulatorProcess(free_port(), tmp_path / "emulator-state.json", pace=15.0)
+    try:
+        yield proc
+    finally:
+        proc.kill()
+
+
+async def test_emulator_restart_with_state_mid_run(
+    emulator_process: EmulatorProcess,
+    monkeypatch: pytest.MonkeyPatch,
+    request: pytest.FixtureRequest,
+    tmp_path: Path,
+) -> None:
+    url = emulator_process.start()
+    admin = EmulatorAdmin(url)
+    admin.config(regain_unit_seconds=FAST_REGAIN_UNIT_SECONDS)
+    monkeypatch.setenv(CONN_ENV, conn_json(url))
+    n_submits, per_submit = (2, 60) if PROFILE.name == "quick" else (4, 300)
+    prefix = "chaos-restart-"
+    expected = {f"{prefix}s{s}-{k}" for s in range(n_submits) for k in range(per_submit)}
+    ids: list[str] = []
+    for s in range(n_submits):
+        reqs = [
+            {
+                "name": f"r{k}",
+                "relative_url": f"{ACCOUNT}/campaigns",
+                "body": {"name": f"{prefix}s{s}-{k}", **CAMPAIGN},
+            }
+            for k in range(per_submit)
+        ]
+        ids += SubmitAsyncBatchOperator(
+            task_id=f"submit{s}",
+            ad_account_id=ACCOUNT,
+            requests=reqs,
+            name=f"restart s{s}",
+            max_set_size=30,
+        ).execute(ctx(task_id=f"submit{s}"))
+
+    # Wait until the processing is under way, but not finished.
+    hook = GraphHook()
+    deadline = time.monotonic() + 30
+    while True:
+        sets = hook.get_request_sets(ids, fields=["id", "success_count", "is_completed"])
+        done = sum(int(v.get("success_count") or 0) for v in sets.values())
+        if done >= 5:
+            break
+        assert time.monotonic() < deadline
+        await asyncio.sleep(0.05)
+    hook.close()
+    assert done < len(expected), "processing finished before the restart: slow the emulator down"
+
+    trigger = AsyncRequestSetTrigger(request_set_ids=ids, poll_interval=0.2)
+    waiting = asyncio.ensure_future(_first_event(trigger))
+    await asyncio.sleep(0.5)
+    code = emulator_process.stop()  # SIGTERM mid-processing; state saved
+    assert code == 0
+    await asyncio.sleep(1.0)  # the trigger rides out refused connections meanwhile
+    assert not waiting.done(), waiting.result() if waiting.done() else None
+    # A triggerer restart happens too: the first trigger is dropped and rebuilt from serialize().
+    waiting.cancel()
+    try:
+        await waiting
+    except asyncio.CancelledError:
+        pass
+    assert emulator_process.start() == url  # same port, same state file
+    payload = await asyncio.wait_for(_first_event(rebuild_trigger(trigger)), timeout=300)
+    assert payload["status"] == "success", payload
+    assert sum(c["success_count"] for c in payload["request_sets"].values()) == len(expected)
+
+    items = AsyncRequestResultsOperator(
+        task_id="results", request_set_ids=ids, max_xcom_items=len(expected) + 1
+    ).execute({})
+    request_ids = [i["id"] for i in items]
+    created = [i["result"]["id"] for i in items if i["status"] == "SUCCESS"]
+    objects = [o for o in admin.objects("campaign") if str(o.get("name", "")).startswith(prefix)]
+    names = by_name(objects, prefix)
+    lost = len(expected - set(names))
+    dup = sum(c - 1 for c in names.values() if c > 1) + len(request_ids) - len(set(request_ids))
+    report(
+        request,
+        [
+            f"chaos [{PROFILE.name}] emulator restart with --state mid-run",
+            f"  request sets {len(ids)}, requests {len(expected)}, processed before the restart {done}",
+            f"  emulator exit code on SIGTERM {code}; restarted on the same port",
+            f"  survived: lost {lost}, duplicated {dup}",
+        ],
+    )
+    assert set(names) == expected
+    assert all(c == 1 for c in names.values())
+    assert len(request_ids) == len(set(request_ids)) == len(expected)
+    assert sorted(created) == sorted(o["id"] for o in objects)
+    assert os.path.getsize(tmp_path / "emulator-state.json") > 0
+
+
+async def _first_event(trigger: AsyncRequestSetTrigger) -> dict:
+    gen = trigger.run()
+    try:
+        event = await gen.__anext__()
+        return event.payload
+    finally:
+        await gen.aclose()
