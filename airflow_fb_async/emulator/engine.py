@@ -414,6 +414,11 @@ class Engine:
             latency = float(self.cfg["latency"]) + random.uniform(0, float(self.cfg["latency_jitter"]))
         if latency > 0:
             time.sleep(latency)
+            with self.lock:
+                stale = generation != self.generation
+            if stale:
+                # Reset while this call slept: it must not create objects in the fresh world.
+                return HttpResult(0, {}, b"", drop=True)
         ftype = fault["type"] if fault else None
         batch_size = None
         entries = None

@@ -1,12 +1,14 @@
 from __future__ import annotations
 
 import json
+import threading
 import time
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
 import requests
 
+from tests.conftest import TEST_TOKEN
 from tests.emu_admin import EmulatorAdmin
 
 from .conftest import Graph, error_of
@@ -172,3 +174,22 @@ def test_reset_clears_everything(graph: Graph, emu: EmulatorAdmin) -> None:
     assert counters["objects_created"] == 0
     assert emu.calls() == []
     assert graph.get("me").status_code == 200  # the queued fault is gone
+
+
+def test_call_outliving_a_reset_does_not_touch_the_fresh_state(emu: EmulatorAdmin) -> None:
+    """A slow create whose client gave up must not land in the world a later /__admin/reset made."""
+    emu.config(latency=0.5)
+    slow = threading.Thread(
+        target=lambda: requests.post(
+            f"{emu.url}/v25.0/act_77/campaigns",
+            data={"access_token": TEST_TOKEN, "name": "late", "objective": "OUTCOME_SALES"},
+            timeout=5,
+        )
+    )
+    slow.start()
+    time.sleep(0.1)
+    emu.reset()
+    slow.join()
+    assert emu.objects("campaign") == []
+    assert emu.calls() == []
+    assert emu.counters()["objects_created"] == 0
