@@ -88,6 +88,7 @@ def fresh_counters() -> dict[str, Any]:
         "objects_created_by_type": {},
         "request_sets_created": 0,
         "max_concurrent_connections": 0,
+        "max_concurrent_requests": 0,
         "throttled_calls": 0,
         "faults_injected": dict.fromkeys(FAULT_COUNTERS, 0),
     }
@@ -237,6 +238,7 @@ class Engine:
         self.last_save = 0.0
         self.conn_lock = threading.Lock()
         self.active_connections = 0
+        self.active_requests = 0
 
     # ------------------------------------------------------------ state helpers
 
@@ -374,6 +376,20 @@ class Engine:
             )
 
     def handle_http(
+        self, method: str, url_path: str, qs: str, headers: dict[str, str], raw: bytes, base_url: str
+    ) -> HttpResult:
+        """Serve one HTTP request, counting how many are being served at once (in flight)."""
+        with self.conn_lock:
+            self.active_requests += 1
+            if self.active_requests > self.counters["max_concurrent_requests"]:
+                self.counters["max_concurrent_requests"] = self.active_requests
+        try:
+            return self._handle_http(method, url_path, qs, headers, raw, base_url)
+        finally:
+            with self.conn_lock:
+                self.active_requests -= 1
+
+    def _handle_http(
         self, method: str, url_path: str, qs: str, headers: dict[str, str], raw: bytes, base_url: str
     ) -> HttpResult:
         started = time.monotonic()

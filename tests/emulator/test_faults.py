@@ -193,3 +193,22 @@ def test_call_outliving_a_reset_does_not_touch_the_fresh_state(emu: EmulatorAdmi
     assert emu.objects("campaign") == []
     assert emu.calls() == []
     assert emu.counters()["objects_created"] == 0
+
+
+def test_max_concurrent_requests_counts_requests_in_flight(emu: EmulatorAdmin) -> None:
+    emu.config(latency=0.3)
+    threads = [
+        threading.Thread(
+            target=lambda: requests.get(
+                f"{emu.url}/v25.0/me", headers={"Authorization": f"OAuth {TEST_TOKEN}"}, timeout=5
+            )
+        )
+        for _ in range(4)
+    ]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert emu.counters()["max_concurrent_requests"] == 4
+    emu.reset()
+    assert emu.counters()["max_concurrent_requests"] == 0

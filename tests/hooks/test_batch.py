@@ -235,12 +235,12 @@ def test_attached_files_travel_with_their_call(graph_conn: EmulatorAdmin, tmp_pa
 
 def test_concurrency_is_bounded(graph_conn: EmulatorAdmin) -> None:
     graph_conn.config(latency=0.05)
-    baseline = graph_conn.counters()["max_concurrent_connections"]
     with GraphHook() as hook:
         hook.batch([get(f"act_{i}?fields=id") for i in range(500)], max_concurrency=3, **FAST)
     counters = graph_conn.counters()
     assert counters["http_calls"] == 10
-    assert 2 <= counters["max_concurrent_connections"] - baseline <= 3
+    # requests the emulator served at the same time (open idle sockets of other clients do not count)
+    assert 2 <= counters["max_concurrent_requests"] <= 3
 
 
 @pytest.mark.parametrize(("requests", "files", "message"), BAD_INPUTS[:16])
