@@ -27,7 +27,8 @@ from airflow_fb_async.hooks.request_sets import (
     validate_set_name,
 )
 from airflow_fb_async.hooks.statuses import SET_COUNT_FIELDS, AsyncRequestStatus
-from airflow_fb_async.literals import parse_literal
+from airflow_fb_async.literals import parse_rendered_list
+from airflow_fb_async.triggers.async_request_set import normalize_ids
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -187,7 +188,7 @@ class SubmitAsyncBatchOperator(_GraphOperatorMixin, BaseOperator):
         full_name = f"{self.name} #{task_instance_key(context)}"
         plan = plan_request_sets(
             self.ad_account_id,
-            _parse_list_text(self.requests),
+            parse_rendered_list(self.requests),
             full_name,
             notification_uri=self.notification_uri,
             notification_mode=self.notification_mode,
@@ -217,10 +218,23 @@ class SubmitAsyncBatchOperator(_GraphOperatorMixin, BaseOperator):
         ti = context.get("ti")
         if ti is not None and hasattr(ti, "xcom_push"):
             ti.xcom_push(key="request_set_ids", value=self.request_set_ids)
-        raw = self.hook.get_request_sets(self.request_set_ids, fields=SET_STATUS_FIELDS)
-        if all(_is_completed(raw.get(i) or {}) for i in self.request_set_ids):
+        from airflow_fb_async.triggers.async_request_set import describe_error, is_retryable
+
+        try:
+            raw = self.hook.get_request_sets(self.request_set_ids, fields=SET_STATUS_FIELDS)
+        except Exception as exc:  # a transient error on the first check only means "not done yet"
+            if not is_retryable(exc):
+                raise
+            self.log.warning(
+                "First check failed (%s); waiting anyway",
+                describe_error(exc, getattr(self.hook, "scrub", None)),
+            )
+            raw = {}
+        if raw and all(_is_completed(raw.get(i) or {}) for i in self.request_set_ids):
+            from airflow_fb_async.triggers.async_request_set import summarize_sets
+
             self.log.info("Every request set is already completed")
-            return self._finish(raw)
+            return self._finish(summarize_sets({i: raw.get(i) or {} for i in self.request_set_ids}))
         if self.deferrable:
             from airflow_fb_async.triggers.async_request_set import AsyncRequestSetTrigger
 
@@ -240,26 +254,44 @@ class SubmitAsyncBatchOperator(_GraphOperatorMixin, BaseOperator):
         return self._poll(timeout)
 
     def _poll(self, timeout: float | None) -> dict[str, dict[str, int]]:
+        """Wait on a worker like the sensor: progress lines per round, transient read errors ridden out."""
+        from airflow_fb_async.triggers.async_request_set import (
+            ProgressTracker,
+            describe_error,
+            is_retryable,
+        )
+
+        tracker = ProgressTracker(self.request_set_ids)
         deadline = time.monotonic() + timeout if timeout is not None else None
         while True:
             time.sleep(self.poll_interval)
-            raw = self.hook.get_request_sets(self.request_set_ids, fields=SET_STATUS_FIELDS)
-            pending = [i for i in self.request_set_ids if not _is_completed(raw.get(i) or {})]
-            if not pending:
-                return self._finish(raw)
-            self.log.info("%d of %d request set(s) still running", len(pending), len(self.request_set_ids))
+            try:
+                raw = self.hook.get_request_sets(tracker.pending, fields=SET_STATUS_FIELDS)
+            except Exception as exc:
+                if not is_retryable(exc):
+                    raise
+                self.log.warning(
+                    "Reading request sets failed (%s); trying again in %gs",
+                    describe_error(exc, getattr(self.hook, "scrub", None)),
+                    self.poll_interval,
+                )
+            else:
+                newly = tracker.update({i: raw.get(i) or {} for i in tracker.pending})
+                for line in tracker.lines(newly):
+                    self.log.info("%s", line)
+                if not tracker.pending:
+                    return self._finish(tracker.summary())
             if deadline is not None and time.monotonic() + self.poll_interval > deadline:
-                from airflow_fb_async.triggers.async_request_set import summarize_sets
+                from airflow_fb_async.triggers.async_request_set import describe_totals
 
                 raise AsyncRequestSetError(
-                    f"timed out after {timeout:g} s waiting for request set(s) {', '.join(pending)}; "
-                    f"counts: {summarize_sets(raw)}"
+                    f"timed out after {timeout:g} s waiting for request set(s) "
+                    f"{', '.join(tracker.pending)}; {describe_totals(tracker.summary())}"
                 )
 
-    def _finish(self, raw: dict[str, dict[str, Any]]) -> dict[str, dict[str, int]]:
-        from airflow_fb_async.triggers.async_request_set import request_errors_message, summarize_sets
+    def _finish(self, summary: dict[str, dict[str, int]]) -> dict[str, dict[str, int]]:
+        from airflow_fb_async.triggers.async_request_set import request_errors_message
 
-        summary = summarize_sets({i: raw.get(i) or {} for i in self.request_set_ids})
         self._log_summary(summary)
         problem = request_errors_message(summary) if self.fail_on_request_errors else None
         if problem:
@@ -442,7 +474,7 @@ class CancelAsyncRequestSetOperator(_GraphOperatorMixin, BaseOperator):
         self.api_version = api_version
 
     def execute(self, context: Context) -> dict[str, dict[str, Any]]:
-        ids = _object_ids(self.object_ids)
+        ids = normalize_ids(self.object_ids, "object_ids", "single Graph object id (request set or request)")
         kinds = self._read_default_fields(ids)
         set_ids = [i for i in ids if "status" not in (kinds.get(i) or {})]
         request_ids = [i for i in ids if i not in set_ids]
@@ -526,16 +558,6 @@ class CancelAsyncRequestSetOperator(_GraphOperatorMixin, BaseOperator):
         return out
 
 
-def _parse_list_text(value: Any) -> Any:
-    """A rendered template gives a string: accept a JSON (or Python repr) list; anything else as is."""
-    if not isinstance(value, str) or not value.strip().startswith("["):
-        return value
-    try:
-        return parse_literal(value)
-    except ValueError:
-        return value
-
-
 def _status(item: Mapping[str, Any]) -> AsyncRequestStatus | None:
     try:
         return AsyncRequestStatus.parse(item["status"])
@@ -550,20 +572,3 @@ def _object_id(value: Any, what: str) -> str:
     if any(ch in text for ch in "/?&#, "):
         raise GraphInputError(f"{what} must be a single Graph object id, got {value!r}")
     return text
-
-
-def _object_ids(value: Any) -> list[str]:
-    if isinstance(value, str):
-        items: list[Any] = [v for v in value.split(",") if v.strip()]
-    elif isinstance(value, (Mapping, list, tuple)):  # a summary XCom {set_id: counts}
-        items = list(value)
-    else:
-        items = [value]
-    if not items:
-        raise GraphInputError("object_ids is empty: give at least one request set or request id")
-    out: list[str] = []
-    for item in items:
-        object_id = _object_id(item, "object_ids item")
-        if object_id not in out:
-            out.append(object_id)
-    return out

@@ -10,6 +10,7 @@ from airflow.sdk import BaseOperator
 from airflow_fb_async.exceptions import GraphBatchError
 from airflow_fb_async.hooks.batch import entry_failed, validate_requests
 from airflow_fb_async.hooks.graph import GraphHook
+from airflow_fb_async.literals import parse_rendered_list
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -104,7 +105,7 @@ class GraphBatchOperator(BaseOperator):
         self.log.debug("GraphBatchOperator progress: %d/%d entries, %d errors", done, total, errors)
 
     def execute(self, context: Context) -> list[dict[str, Any]]:
-        requests = self.requests
+        requests = parse_rendered_list(self.requests)
         if isinstance(requests, tuple):
             requests = list(requests)
         # Before the hook, even before a connection lookup: bad input never reaches Graph.

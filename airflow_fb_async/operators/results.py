@@ -44,6 +44,7 @@ from airflow_fb_async.hooks.statuses import (
     normalize_statuses,
 )
 from airflow_fb_async.literals import parse_literal
+from airflow_fb_async.triggers.async_request_set import normalize_ids
 
 if TYPE_CHECKING:
     from airflow.sdk import Context, XComArg
@@ -57,7 +58,6 @@ DEFAULT_PAGE_SIZE = 500
 #: Lines buffered (then scrubbed and written at once) when streaming JSON Lines.
 WRITE_CHUNK_LINES = 500
 
-_ID_RE = re.compile(r"^[0-9]+$")
 _FIELD_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _LOCAL_PROTOCOLS = frozenset({"", "file", "local"})
 
@@ -65,9 +65,10 @@ _LOCAL_PROTOCOLS = frozenset({"", "file", "local"})
 class AsyncRequestResultsOperator(BaseOperator):
     """Read the results of async request sets: return them (XCom) or write them as JSON Lines.
 
-    :param request_set_ids: One request set id or a list of them (templated). The XCom of
-        ``SubmitAsyncBatchOperator`` works as is; a comma-separated string or a rendered list
-        literal (``"['1', '2']"``) is accepted too. Duplicates are read once.
+    :param request_set_ids: One request set id or a list of them (templated). Any XCom of
+        ``SubmitAsyncBatchOperator`` works as is (the id list, the ``wait_for_completion`` summary,
+        a mapped submit's list of lists); a comma-separated string or a rendered list literal
+        (``"['1', '2']"``) is accepted too. Duplicates are read once.
     :param statuses: Only requests with these statuses (templated): one status, a comma-separated
         string or a list, any spelling/case (``"error"``, ``["SUCCESS", "In_progress"]``). ``None``
         reads every request (with ``ids_only=True``: only ``SUCCESS``).
@@ -169,26 +170,7 @@ class AsyncRequestResultsOperator(BaseOperator):
         raise GraphInputError(f"{what} must be a string or a list, got {type(value).__name__}: {value!r}")
 
     def _validated_set_ids(self) -> list[str]:
-        raw = self._as_list(self.request_set_ids, "request_set_ids")
-        ids: list[str] = []
-        for index, item in enumerate(raw):
-            if isinstance(item, int) and not isinstance(item, bool) and item >= 0:
-                item = str(item)
-            if not isinstance(item, str) or not _ID_RE.match(item.strip()):
-                raise GraphInputError(
-                    f"request_set_ids[{index}] must be a non-empty string of digits "
-                    f"(a request set id), got {item!r}"
-                )
-            item = item.strip()
-            if item not in ids:
-                ids.append(item)
-        if not ids:
-            raise GraphInputError(
-                f"request_set_ids is empty (got {self.request_set_ids!r}): give at least one request set id"
-            )
-        if len(ids) < len(raw):
-            self.log.warning("results: %d duplicate request set id(s) ignored", len(raw) - len(ids))
-        return ids
+        return normalize_ids(self.request_set_ids, "request_set_ids")
 
     def _validated_statuses(self) -> list[str] | None:
         if self.statuses is None:

@@ -55,63 +55,74 @@ _LONG_WORD_RE = re.compile(r"\b[A-Za-z0-9_\-]{40,}\b")
 # --------------------------------------------------------------------------------------------------
 
 
-def normalize_set_ids(value: Any) -> list[str]:
-    """Turn one id, a list of ids, or a rendered string (JSON list, Python list repr, comma list) into
-    a de-duplicated list of digit-string ids. Raises :class:`GraphInputError` (before any HTTP call).
+def normalize_ids(value: Any, what: str = "request_set_ids", noun: str = "request set id") -> list[str]:
+    """Turn one id, a list of ids, a rendered string (JSON list, Python list repr, comma list) or a
+    request set summary ``{set_id: {counts}}`` into a de-duplicated list of digit-string ids.
 
-    Nested lists are flattened one level deep at a time, so the XCom of a mapped submit task (a list of
-    lists of ids) works as is.
+    The one id-list parser of the package: the sensor, the trigger, the results and cancel operators
+    all read their ids with it, so every XCom of ``SubmitAsyncBatchOperator`` (the id list, the
+    ``wait_for_completion`` summary, the list of lists of a mapped submit) works as is everywhere.
+    Raises :class:`GraphInputError` naming ``what`` and the offending item (before any HTTP call).
     """
     flat: list[str] = []
 
-    def add(item: Any, depth: int) -> None:
+    def bad(label: str, item: Any) -> GraphInputError:
+        return GraphInputError(f"{label}: {_short(item)} is not a {noun} (expected a string of digits)")
+
+    def add(item: Any, label: str, depth: int) -> None:
         if depth > 3:
-            raise GraphInputError(f"request_set_ids: nested too deeply: {_short(value)}")
-        if isinstance(item, bool):
-            raise GraphInputError(f"request_set_ids: {item!r} is not a request set id")
+            raise GraphInputError(f"{what}: nested too deeply: {_short(value)}")
+        if isinstance(item, bool) or item is None:
+            raise bad(label, item)
         if isinstance(item, int):
             if item <= 0:
-                raise GraphInputError(f"request_set_ids: {item!r} is not a request set id")
+                raise bad(label, item)
             flat.append(str(item))
             return
         if isinstance(item, str):
             text = item.strip()
-            if text.startswith(("[", "(")):
-                add(_parse_list_text(text), depth + 1)
+            if text.startswith(("[", "(", "{")):
+                add(_parse_list_text(text, what), label, depth + 1)
                 return
             if "," in text:
-                for part in text.split(","):
-                    add(part, depth + 1)
+                for index, part in enumerate(text.split(",")):
+                    add(part, f"{label}[{index}]", depth + 1)
                 return
             text = text.strip("'\" ")
             if not _ID_RE.match(text):
-                raise GraphInputError(
-                    f"request_set_ids: {_short(item)} is not a request set id (expected digits only)"
-                )
+                raise bad(label, item)
             flat.append(text)
             return
+        if isinstance(item, Mapping) and item and all(isinstance(v, Mapping) for v in item.values()):
+            item = list(item)  # a summary {set_id: counts}: its keys are the ids
         if isinstance(item, Iterable) and not isinstance(item, (bytes, Mapping)):
-            for sub in item:
-                add(sub, depth + 1)
+            for index, sub in enumerate(item):
+                add(sub, f"{label}[{index}]", depth + 1)
             return
         raise GraphInputError(
-            f"request_set_ids: expected an id or a list of ids, got {type(item).__name__}: {_short(item)}"
+            f"{label}: expected an id, a string or a list of ids, or a request set summary "
+            f"{{set_id: counts}}, got {type(item).__name__}: {_short(item)}"
         )
 
-    if value is None:
-        raise GraphInputError("request_set_ids is empty (got None)")
-    add(value, 0)
+    if value is None or (isinstance(value, str) and not value.strip()):
+        raise GraphInputError(f"{what} is empty (got {value!r}): give at least one {noun}")
+    add(value, what, 0)
     ids = list(dict.fromkeys(flat))
     if not ids:
-        raise GraphInputError(f"request_set_ids is empty (got {_short(value)})")
+        raise GraphInputError(f"{what} is empty (got {_short(value)}): give at least one {noun}")
     return ids
 
 
-def _parse_list_text(text: str) -> Any:
+def normalize_set_ids(value: Any) -> list[str]:
+    """:func:`normalize_ids` for ``request_set_ids``."""
+    return normalize_ids(value)
+
+
+def _parse_list_text(text: str, what: str = "request_set_ids") -> Any:
     try:
         return parse_literal(text)
     except ValueError:
-        raise GraphInputError(f"request_set_ids: cannot parse {_short(text)} as a list of ids") from None
+        raise GraphInputError(f"{what}: cannot parse {_short(text)} as a list of ids") from None
 
 
 def _short(value: Any, limit: int = 80) -> str:

@@ -525,3 +525,63 @@ def test_dag_submit_and_wait_deferrable(graph_conn: Any, airflow_db: None) -> No
     assert len(multi_reads) >= 2  # the check before deferring, then the trigger's polls
     run_dag("test_submit_async_batch", account="act_777")  # another run id: its own sets
     assert graph_conn.counters()["request_sets_created"] == 4
+
+
+# ------------------------------------------------------------------------------------------------
+# review regressions: on_kill, rendered/summary XComs as ids, worker-side waiting
+# ------------------------------------------------------------------------------------------------
+
+
+def _set_counts(set_id: str) -> dict[str, Any]:
+    return dict(hook().get_request_sets([set_id], fields="id,is_completed,canceled_count")[set_id])
+
+
+def test_submit_on_kill_with_cancel_on_kill_cancels_its_sets(graph_conn: Any) -> None:
+    graph_conn.config(async_pace=0)  # nothing is processed: everything is still cancelable
+    op = submit(requests=simple(5), max_set_size=3, cancel_on_kill=True)
+    ids = op.execute(ctx(run_id="kill"))
+    assert len(ids) == 2
+    op.on_kill()
+    assert [int(_set_counts(i)["canceled_count"]) for i in ids] == [3, 2]
+
+
+def test_submit_on_kill_without_cancel_on_kill_cancels_nothing(graph_conn: Any) -> None:
+    graph_conn.config(async_pace=0)
+    op = submit(requests=simple(2))
+    (set_id,) = op.execute(ctx(run_id="kill-no"))
+    op.on_kill()
+    assert int(_set_counts(set_id).get("canceled_count") or 0) == 0
+    assert not [c for c in graph_conn.calls() if c["method"] == "DELETE"]
+
+
+def test_cancel_reads_an_xcom_list_rendered_to_text(graph_conn: Any) -> None:
+    # object_ids="{{ ti.xcom_pull(task_ids='submit') }}" renders (non-native) to "['1', '2']".
+    graph_conn.config(async_pace=0)
+    ids = submit(requests=simple(4), max_set_size=2).execute(ctx(run_id="rendered"))
+    out = CancelAsyncRequestSetOperator(task_id="cancel", object_ids=str(ids)).execute(ctx())
+    assert sorted(out) == sorted(ids)
+    assert all(out[i]["canceled"] == 2 for i in ids)
+
+
+def test_cancel_rejects_a_rendered_garbage_list_before_http(graph_conn: Any) -> None:
+    before = graph_conn.http_calls()
+    with pytest.raises(GraphInputError, match=r"object_ids\[1\]"):
+        CancelAsyncRequestSetOperator(task_id="c", object_ids="['12', 'oops']").execute(ctx())
+    assert graph_conn.http_calls() == before
+
+
+def test_wait_not_deferrable_logs_request_progress(graph_conn: Any, logs: Any) -> None:
+    summary = submit(requests=simple(3), wait_for_completion=True).execute(ctx(run_id="progress"))
+    (set_id,) = summary
+    text = logs()
+    assert "1/1 request set(s) done; requests: 3 succeeded, 0 failed, 0 canceled of 3" in text
+    assert f"request set {set_id} completed: 3 succeeded" in text
+
+
+def test_wait_not_deferrable_rides_out_transient_read_errors(graph_conn: Any, logs: Any) -> None:
+    # More 5xx on the status reads than the hook's own retries: the wait goes on, like the sensor's.
+    graph_conn.fault("500", count=8, method="GET", path_regex="ids=")
+    summary = submit(requests=simple(2), wait_for_completion=True).execute(ctx(run_id="transient"))
+    (counts,) = summary.values()
+    assert counts["success_count"] == 2
+    assert "Reading request sets failed" in logs() or "First check failed" in logs()

@@ -243,3 +243,13 @@ def test_templated_requests_render(graph_conn: EmulatorAdmin) -> None:
     op.render_template_fields({"params": {"acct": "act_42", "n": "first"}})
     assert op.requests == [{"method": "GET", "relative_url": "act_42?fields=id", "name": "first"}]
     assert op.execute({})[0]["body"]["id"] == "act_42"
+
+
+def test_requests_rendered_to_text_are_read_as_the_list(graph_conn: EmulatorAdmin) -> None:
+    # requests="{{ ti.xcom_pull(task_ids='build') }}" renders (non-native) to the list's repr.
+    requests = [{"method": "GET", "relative_url": "me"}, {"method": "GET", "relative_url": f"{ACT}"}]
+    op = GraphBatchOperator(task_id="batch", requests="{{ params.reqs }}", batch_options=OPTS)
+    op.render_template_fields({"params": {"reqs": requests}})  # type: ignore[arg-type]
+    assert isinstance(op.requests, str)
+    result = op.execute({})
+    assert [entry["code"] for entry in result] == [200, 200]

@@ -419,3 +419,18 @@ def test_mapping_dag_reads_every_created_campaign_back(graph_conn: EmulatorAdmin
     assert len(campaigns) == 28
     reads = {c["path"].rsplit("/", 1)[-1] for c in graph_conn.calls() if c["kind"] == "get_object"}
     assert campaigns <= reads  # one mapped read_back task per created campaign
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        # SubmitAsyncBatchOperator(wait_for_completion=True) returns the summary {set_id: counts}
+        ({"11": {"total_count": 1}, "22": {"total_count": 2}}, ["11", "22"]),
+        ("{'11': {'total_count': 1}, '22': {'total_count': 2}}", ["11", "22"]),
+        # a mapped submit task's XCom: one list of ids per map index
+        ([["11", "22"], ["33"]], ["11", "22", "33"]),
+    ],
+)
+def test_request_set_ids_from_every_submit_xcom_shape(value: Any, expected: list[str]) -> None:
+    op = AsyncRequestResultsOperator(task_id="r", request_set_ids=value)
+    assert op._validated_set_ids() == expected

@@ -232,3 +232,15 @@ def test_dag_fail_on_request_errors(graph_conn: Any, airflow_db: None, tmp_path:
     dagrun = run_dag("test_wait_request_errors", n_sets=2, per_set=1, bad_per_set=1, out=str(out))
     assert _state(dagrun) == "failed"
     assert not out.exists()
+
+
+def test_summary_xcom_of_a_waiting_submit_works_as_request_set_ids(graph_conn: Any) -> None:
+    # SubmitAsyncBatchOperator(wait_for_completion=True) returns {set_id: counts}: wait on it as is,
+    # whether passed as an XComArg (a dict) or rendered from "{{ ti.xcom_pull(...) }}" (its repr).
+    graph_conn.config(async_pace=10)
+    ids = create_sets(graph_conn.url, 2, per_set=2)
+    summary = {i: {"total_count": 2, "success_count": 0, "error_count": 0, "canceled_count": 0} for i in ids}
+    for value in (summary, str(summary)):
+        result = sensor(value, deferrable=False, mode="poke").execute({})
+        assert sorted(result) == sorted(ids)
+        assert all(c["success_count"] == 2 for c in result.values())

@@ -181,6 +181,8 @@ def test_serialize_classpath_follows_subclass() -> None:
         ("1, 2", ["1", "2"]),
         ([["1", "2"], ["3"]], ["1", "2", "3"]),
         (("4", 5), ["4", "5"]),
+        ({"7": {"total_count": 1}, "8": {"total_count": 2}}, ["7", "8"]),  # a waiting submit's summary
+        ("{'7': {'total_count': 1}}", ["7"]),
     ],
 )
 def test_normalize_set_ids(value: Any, expected: list[str]) -> None:
