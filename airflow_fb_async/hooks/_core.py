@@ -25,6 +25,7 @@ the ETag cache (:class:`EtagCache`) and the pagination step (:func:`next_page_pa
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import hmac
 import json
@@ -311,13 +312,16 @@ class EtagCache:
         return (method.upper(), url, clean)
 
     def get(self, key: CacheKey) -> tuple[str, Any] | None:
+        """``(etag, body)``; the body is a copy: callers may change what they get."""
         with self._lock:
             hit = self._data.get(key)
             if hit is not None:
                 self._data.move_to_end(key)
-            return hit
+        return None if hit is None else (hit[0], copy.deepcopy(hit[1]))
 
     def put(self, key: CacheKey, etag: str, body: Any) -> None:
+        """Store a copy of ``body`` (the caller keeps and may change the original)."""
+        body = copy.deepcopy(body)
         with self._lock:
             self._data[key] = (etag, body)
             self._data.move_to_end(key)

@@ -58,6 +58,7 @@ from airflow_fb_async.exceptions import (
     GraphInputError,
 )
 from airflow_fb_async.hooks import jsonpath
+from airflow_fb_async.hooks._core import clean_paging
 from airflow_fb_async.hooks.encoding import encode_body as encode_body
 from airflow_fb_async.hooks.references import ENC_REF_RE as ENC_REF_RE
 from airflow_fb_async.hooks.references import REF_RE as REF_RE
@@ -663,7 +664,12 @@ class BatchRunner:
         headers = _headers_to_dict(raw.get("headers"))
         if headers:
             self._observe(entry, headers, seen)
-        body = _parse_body(raw.get("body"))
+        raw_body = raw.get("body")
+        if isinstance(raw_body, str):
+            # Graph writes the batch's token into ``paging.next`` / ``previous`` of paged entries:
+            # results go to XCom and logs, so no credential may survive in them.
+            raw_body = self._scrub(raw_body)
+        body = clean_paging(_parse_body(raw_body))
         if entry.method == "GET" and code in (200, 304):
             found = self._etag_cache(entry)
             if found is not None:

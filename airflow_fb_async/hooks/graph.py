@@ -29,6 +29,7 @@ import urllib3.exceptions
 from airflow.sdk import BaseHook
 from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
+from urllib3.util.ssl_match_hostname import CertificateError as HostnameMismatchError
 
 from airflow_fb_async.exceptions import FacebookGraphError, GraphAPIError, GraphInputError
 from airflow_fb_async.hooks._core import (
@@ -138,16 +139,37 @@ _BEFORE_SEND_REQUESTS = (
 )
 
 
+def _ssl_handshake_failed(exc: BaseException) -> bool:
+    """True when an SSL error in the chain comes from the TLS handshake (before any request byte).
+
+    urllib3 wraps *every* ``ssl.SSLError`` in its ``SSLError`` (and requests in its own), whether it
+    was raised by the handshake or while reading the answer to a request already sent (a TLS alert,
+    a bad record MAC mid-response). Only the first is safe to resend: tell them apart by a
+    certificate error or by where the ``ssl`` error was raised.
+    """
+    for err in _exception_chain(exc):
+        if isinstance(err, ssl.SSLCertVerificationError | HostnameMismatchError):
+            return True
+        if isinstance(err, ssl.SSLError):
+            tb = err.__traceback__
+            while tb is not None:
+                if tb.tb_frame.f_code.co_name == "do_handshake":
+                    return True
+                tb = tb.tb_next
+    return False
+
+
 def requests_failed_before_send(exc: BaseException) -> bool:
     """True when a ``requests`` failure happened before the request left (safe to resend).
 
     ``requests`` wraps both sides in ``ConnectionError``: ``ConnectionError(MaxRetryError(
     NewConnectionError))`` is before, ``ConnectionError(ProtocolError(RemoteDisconnected))`` after.
+    An ``SSLError`` is before only when it comes from the TLS handshake.
     """
     if isinstance(exc, requests.exceptions.ConnectTimeout | requests.exceptions.ProxyError):
         return True
-    if isinstance(exc, requests.exceptions.SSLError):
-        return True  # the TLS handshake comes before the request
+    if isinstance(exc, requests.exceptions.SSLError) and _ssl_handshake_failed(exc):
+        return True
     return any(isinstance(e, _BEFORE_SEND_REQUESTS) for e in _exception_chain(exc))
 
 

@@ -258,3 +258,20 @@ def test_token_never_in_results(graph_conn: EmulatorAdmin) -> None:
     results = GraphHook().batch([post("act_1/campaigns", camp("x"))], **FAST)
     assert results[0]["code"] >= 400
     assert TEST_TOKEN not in json.dumps(results)
+
+
+def test_paged_entry_links_carry_no_token(graph_conn: EmulatorAdmin) -> None:
+    # Graph writes the batch's access_token into paging.next of a paged entry: results go to XCom.
+    with GraphHook() as hook:
+        for i in range(3):
+            hook.post("act_1/campaigns", camp(f"c{i}"))
+        results = hook.batch([get("act_1/campaigns?limit=1")], **FAST)
+    body = results[0]["body"]
+    assert results[0]["code"] == 200
+    assert len(body["data"]) == 1
+    assert "access_token" not in body["paging"]["next"]
+    assert "after=" in body["paging"]["next"]
+    assert TEST_TOKEN not in json.dumps(results)
+    # The cleaned link still works with the hook (auth travels in the header).
+    with GraphHook() as hook:
+        assert len(hook.get(body["paging"]["next"])["data"]) == 1

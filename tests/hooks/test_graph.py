@@ -559,6 +559,37 @@ def test_connection_refused_is_retried_before_send(make_hook: MakeHook, graph_co
         hook.post(f"{ACCOUNT}/campaigns", data={"name": "x", "objective": "OUTCOME_SALES"})
 
 
+def test_tls_handshake_failure_is_retried_before_send(make_hook: MakeHook, graph_conn: EmulatorAdmin) -> None:
+    # https:// to the emulator's plain-HTTP port: the TLS handshake fails, nothing was sent.
+    https_url = graph_conn.url.replace("http://", "https://")
+    hook = make_hook(url=https_url, max_retries=1)
+    with pytest.raises(GraphTransientError, match="before the request was sent"):
+        hook.post(f"{ACCOUNT}/campaigns", data={"name": "x", "objective": "OUTCOME_SALES"})
+    assert graph_conn.counters()["objects_created"] == 0
+
+
+def test_ssl_error_while_reading_the_answer_counts_as_sent() -> None:
+    # urllib3 wraps any ssl.SSLError (handshake or mid-response) in its SSLError, and requests in
+    # its own: one raised while reading the answer must not make a POST look unsent (resent twice).
+    import ssl
+
+    import urllib3.exceptions
+
+    from airflow_fb_async.hooks.graph import requests_failed_before_send
+
+    def read_response() -> None:
+        raise ssl.SSLError(1, "[SSL: DECRYPTION_FAILED_OR_BAD_RECORD_MAC] decryption failed")
+
+    try:
+        read_response()
+    except ssl.SSLError as exc:
+        inner = urllib3.exceptions.SSLError(exc)
+    wrapped = requests.exceptions.SSLError(urllib3.exceptions.MaxRetryError(None, "/v25.0/x", inner))  # type: ignore[arg-type]
+    assert requests_failed_before_send(wrapped) is False
+    cert = ssl.SSLCertVerificationError(1, "certificate verify failed")
+    assert requests_failed_before_send(requests.exceptions.SSLError(urllib3.exceptions.SSLError(cert)))
+
+
 # ---------------------------------------------------------------------------------------------
 # (4) appsecret_proof
 # ---------------------------------------------------------------------------------------------
@@ -642,6 +673,20 @@ def test_etag_second_get_is_304_and_returns_cached_data(
     assert second == first
     assert len(first["data"]) == 3
     assert [c["status"] for c in graph_conn.calls()[seq:]] == [200, 304]
+
+
+def test_etag_cached_body_is_not_shared_with_callers(make_hook: MakeHook, graph_conn: EmulatorAdmin) -> None:
+    _create_campaigns(graph_conn, 2)
+    hook = make_hook()
+    first = hook.get(f"{ACCOUNT}/campaigns", params={"fields": "id,name"}, etag=True)
+    pristine = json.loads(json.dumps(first))
+    first["data"].clear()  # the caller edits what it got
+    second = hook.get(f"{ACCOUNT}/campaigns", params={"fields": "id,name"}, etag=True)
+    assert second == pristine
+    second["data"].pop()
+    third = hook.get(f"{ACCOUNT}/campaigns", params={"fields": "id,name"}, etag=True)
+    assert third == pristine
+    assert [c["status"] for c in graph_conn.calls()][-3:] == [200, 304, 304]
 
 
 def test_etag_value_without_cached_body_still_returns_data(
