@@ -55,7 +55,7 @@ KINDS = (
     "upload",
     "other",
 )
-FAULT_COUNTERS = ("500", "throttle", "drop", "null", "code1", "empty_page")
+FAULT_COUNTERS = ("500", "throttle", "drop", "null", "code1", "empty_page", "short_batch")
 THROTTLE_CODES = frozenset({4, 17, 32, 341, 613, *range(80000, 80015)})
 APPSECRET_MAX_AGE = 300
 
@@ -490,6 +490,11 @@ class Engine:
             except Exception:
                 traceback.print_exc(file=sys.stderr)
                 resp = self.error_resp(call, internal_error())
+        if ftype == "short_batch" and resp.status == 200 and isinstance(resp.body, list):
+            # The work is done, but the answer lists only the first half of the entries.
+            with self.lock:
+                self.counters["faults_injected"]["short_batch"] += 1
+            resp = Resp(200, resp.body[: len(resp.body) // 2], resp.headers)
         if ftype == "drop_after_commit":
             with self.lock:
                 self.counters["faults_injected"]["drop"] += 1

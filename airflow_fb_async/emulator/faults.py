@@ -6,7 +6,7 @@ import random
 import re
 from typing import Any
 
-FAULT_TYPES = ("500", "throttle", "drop_after_commit", "drop_before", "empty_page", "code1")
+FAULT_TYPES = ("500", "throttle", "drop_after_commit", "drop_before", "empty_page", "code1", "short_batch")
 RANDOM_TYPES = ("500", "drop_after_commit", "throttle")
 
 
@@ -65,7 +65,7 @@ class FaultQueue:
                 continue
             if fault["type"] == "empty_page" and kind != "get_edge":
                 continue
-            if fault["type"] == "code1" and kind != "batch":
+            if fault["type"] in ("code1", "short_batch") and kind != "batch":
                 continue
             fault["count"] -= 1
             if fault["count"] <= 0:

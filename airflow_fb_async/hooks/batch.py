@@ -726,19 +726,7 @@ class BatchRunner:
             )
         except GraphAmbiguousError:
             for i in sent:
-                if self.entries[i].method == "GET":
-                    outcomes[i] = _Outcome(RETRY, None)
-                else:
-                    outcomes[i] = _Outcome(
-                        DONE,
-                        error_entry(
-                            504,
-                            "the connection dropped after the batch call was sent: this "
-                            f"{self.entries[i].method} may or may not have taken effect, so it was not "
-                            "resent; check before retrying",
-                            "BatchEntryAmbiguous",
-                        ),
-                    )
+                outcomes[i] = self._unknown_outcome(i, "the connection dropped after the batch call was sent")
             return 1
         except GraphAPIError as exc:
             if exc.code in SHRINK_CODES and len(sent) > 1:
@@ -771,9 +759,18 @@ class BatchRunner:
         not_done: set[int] = set()
         seen_usage: set[tuple[Any, ...]] = set()
         for pos, i in enumerate(sent):
-            raw = entries_raw[pos] if pos < len(entries_raw) else None
             entry = self.entries[i]
-            if not isinstance(raw, Mapping):
+            if pos >= len(entries_raw) or not (
+                entries_raw[pos] is None or isinstance(entries_raw[pos], Mapping)
+            ):
+                # Graph's answer has no usable entry here (not a list, too short, not an object):
+                # unlike a documented ``null``, nothing says this entry did not run.
+                outcomes[i] = self._unknown_outcome(i, "Graph's batch answer had no entry for it")
+                if outcomes[i].kind == RETRY:
+                    not_done.add(i)
+                continue
+            raw = entries_raw[pos]
+            if raw is None:  # did not complete in time (named entries never have omitted responses)
                 outcomes[i] = _Outcome(RETRY, None)
                 not_done.add(i)
                 continue
@@ -788,6 +785,22 @@ class BatchRunner:
             else:
                 outcomes[i] = _Outcome(DONE, result)
         return 1
+
+    def _unknown_outcome(self, i: int, why: str) -> _Outcome:
+        """An entry whose fate is unknown: a GET is simply read again; a write may have taken
+        effect, so it is reported (code 504, ``BatchEntryAmbiguous``) and never resent."""
+        method = self.entries[i].method
+        if method == "GET":
+            return _Outcome(RETRY, None)
+        return _Outcome(
+            DONE,
+            error_entry(
+                504,
+                f"{why}: this {method} may or may not have taken effect, so it was not resent; "
+                "check before retrying",
+                "BatchEntryAmbiguous",
+            ),
+        )
 
     def _dep_failed(self, entry: BatchEntry, dep: int) -> dict[str, Any]:
         dep_entry = self.entries[dep]

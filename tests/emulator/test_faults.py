@@ -212,3 +212,18 @@ def test_max_concurrent_requests_counts_requests_in_flight(emu: EmulatorAdmin) -
     assert emu.counters()["max_concurrent_requests"] == 4
     emu.reset()
     assert emu.counters()["max_concurrent_requests"] == 0
+
+
+def test_short_batch_fault_runs_every_entry_but_answers_half(emu: EmulatorAdmin) -> None:
+    emu.fault("short_batch", count=1)
+    batch = [
+        {"method": "POST", "relative_url": "act_8/campaigns", "body": f"name=h{i}&objective=OUTCOME_SALES"}
+        for i in range(4)
+    ]
+    resp = requests.post(
+        f"{emu.url}/v25.0/", data={"access_token": TEST_TOKEN, "batch": json.dumps(batch)}, timeout=10
+    )
+    assert resp.status_code == 200
+    assert len(resp.json()) == 2
+    assert len(emu.objects("campaign")) == 4
+    assert emu.counters()["faults_injected"]["short_batch"] == 1

@@ -275,3 +275,30 @@ def test_paged_entry_links_carry_no_token(graph_conn: EmulatorAdmin) -> None:
     # The cleaned link still works with the hook (auth travels in the header).
     with GraphHook() as hook:
         assert len(hook.get(body["paging"]["next"])["data"]) == 1
+
+
+def test_short_batch_answer_never_resends_writes(graph_conn: EmulatorAdmin) -> None:
+    """Graph answers with fewer entries than were sent: the missing writes may have run, so they are
+    reported ambiguous (504) and not resent; the missing GETs are simply read again."""
+    graph_conn.fault("short_batch", count=1)
+    requests = [get("me?fields=id"), get("act_9?fields=id")] + [
+        post("act_9/campaigns", camp(f"short-{i}")) for i in range(4)
+    ]
+    with GraphHook() as hook:
+        results = hook.batch(requests, **FAST)
+    codes = [r["code"] for r in results]
+    # the emulator ran all six and answered the first three: 2 GETs + 1 write known, 3 writes unknown
+    assert codes[:3] == [200, 200, 200]
+    assert codes[3:] == [504, 504, 504]
+    assert all(r["body"]["error"]["type"] == "BatchEntryAmbiguous" for r in results[3:])
+    names = sorted(o["name"] for o in graph_conn.objects("campaign"))
+    assert names == [f"short-{i}" for i in range(4)]  # each write ran exactly once
+    assert graph_conn.counters()["calls_by_kind"]["batch"] == 1  # nothing resent
+
+
+def test_short_batch_answer_rereads_missing_gets(graph_conn: EmulatorAdmin) -> None:
+    graph_conn.fault("short_batch", count=1)
+    with GraphHook() as hook:
+        results = hook.batch([get(f"act_{i}?fields=id") for i in range(6)], **FAST)
+    assert [r["body"]["id"] for r in results] == [f"act_{i}" for i in range(6)]
+    assert graph_conn.counters()["calls_by_kind"]["batch"] == 2
