@@ -235,6 +235,34 @@ class Scrubber:
         return _AUTH_HEADER_RE.sub(lambda m: m.group(1) + " " + REDACTED, out)
 
 
+class QueryCredentialsLogFilter(logging.Filter):
+    """Redacts ``access_token=`` / ``appsecret_proof=`` values from records of HTTP libraries.
+
+    urllib3 (DEBUG) and httpx (INFO) log request URLs themselves; Graph only takes
+    ``appsecret_proof`` as a parameter, so on GET/DELETE it is in the query they log.
+    """
+
+    _scrub = Scrubber()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        cleaned = self._scrub(message)
+        if cleaned != message:
+            record.msg, record.args = cleaned, None
+        return True
+
+
+HTTP_LIBRARY_LOGGERS = ("urllib3.connectionpool", "httpx")
+
+
+def install_library_log_filter() -> None:
+    """Attach :class:`QueryCredentialsLogFilter` once to the loggers of the HTTP libraries we use."""
+    for name in HTTP_LIBRARY_LOGGERS:
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, QueryCredentialsLogFilter) for f in logger.filters):
+            logger.addFilter(QueryCredentialsLogFilter())
+
+
 # --------------------------------------------------------------------------------------------------
 # Multipart files (parameter encoding: :mod:`airflow_fb_async.hooks.encoding`)
 # --------------------------------------------------------------------------------------------------

@@ -47,6 +47,7 @@ from airflow_fb_async.hooks._core import (
     chunks,
     encode_fields,
     fields_param,
+    install_library_log_filter,
     is_success,
     make_error,
     parse_conn_config,
@@ -66,6 +67,9 @@ if TYPE_CHECKING:
 __all__ = ["GraphAsyncHook", "GraphHook"]
 
 HOOK_NAME = "Facebook Graph API"
+
+# urllib3 and httpx log request URLs; appsecret_proof rides in the query of GET/DELETE calls.
+install_library_log_filter()
 
 
 def _mask(config: GraphConfig) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import re
 import socket
 import time
 import traceback
@@ -609,6 +610,21 @@ def test_appsecret_proof_accepted(make_hook: MakeHook, graph_conn: EmulatorAdmin
     # the GET carried the proof in its query (redacted in the log); the timed form adds appsecret_time
     assert calls[0]["query"]["appsecret_proof"] == "REDACTED"
     assert ("appsecret_time" in calls[0]["query"]) is timed
+
+
+def test_appsecret_proof_value_never_in_library_logs(
+    make_hook: MakeHook, graph_conn: EmulatorAdmin, caplog: pytest.LogCaptureFixture
+) -> None:
+    """urllib3 (DEBUG) and httpx (INFO) log request URLs; the proof in a GET's query is redacted there."""
+    caplog.set_level(logging.DEBUG)
+    caplog.set_level(logging.DEBUG, logger="httpx")  # Airflow's logging config quiets httpx: turn it up
+    caplog.set_level(logging.DEBUG, logger="urllib3.connectionpool")
+    graph_conn.config(app_secret="s3cr3t-app")
+    hook = make_hook(app_secret="s3cr3t-app")
+    assert hook.get("me")["id"]
+    library_lines = [r.getMessage() for r in caplog.records if r.name in ("urllib3.connectionpool", "httpx")]
+    assert any("appsecret_proof=***" in line for line in library_lines), library_lines
+    assert not re.search(r"appsecret_proof=[0-9a-f]{16}", caplog.text)
 
 
 def test_wrong_appsecret_fails_clearly(make_hook: MakeHook, graph_conn: EmulatorAdmin) -> None:
