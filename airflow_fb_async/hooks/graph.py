@@ -19,7 +19,16 @@ import socket
 import ssl
 import threading
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Iterable, Iterator, Mapping
+from collections.abc import (
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Collection,
+    Iterable,
+    Iterator,
+    Mapping,
+    Sequence,
+)
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import certifi
@@ -252,10 +261,12 @@ class _GraphHookBase(BaseHook):
 
     @staticmethod
     def _multi_id_calls(
-        set_ids: str | Iterable[Any], fields: str | Iterable[str] | None
+        set_ids: str | Iterable[Any],
+        fields: str | Iterable[str] | None,
+        default_fields: Sequence[str] | None = DEFAULT_SET_FIELDS,
     ) -> Iterator[dict[str, str]]:
         ids = unique_ids(set_ids)
-        field_text = fields_param(fields, DEFAULT_SET_FIELDS)
+        field_text = fields_param(fields, default_fields)
         for chunk in chunks(ids, MULTI_ID_CHUNK):
             params = {"ids": ",".join(chunk)}
             if field_text:
@@ -508,14 +519,26 @@ class GraphHook(_GraphHookBase):
             raise GraphAPIError(f"expected an object from GET /{set_id}, got {type(result).__name__}")
         return result
 
+    def get_objects(
+        self, ids: str | Iterable[str], fields: str | Iterable[str] | None = None
+    ) -> dict[str, dict[str, Any]]:
+        """Read any objects with multi-id ``GET /?ids=`` (50 per call): ``{id: fields}``.
+
+        Without ``fields`` each object answers Graph's default fields for its kind.
+        """
+        out: dict[str, dict[str, Any]] = {}
+        for params in self._multi_id_calls(ids, fields, default_fields=None):
+            out.update(self._check_multi(self.request("GET", "", params=params), "GET /?ids="))
+        return out
+
     def get_request_sets(
         self, set_ids: str | Iterable[str], fields: str | Iterable[str] | None = None
     ) -> dict[str, dict[str, Any]]:
-        """Read many request sets with multi-id ``GET /?ids=`` (50 per call): ``{set_id: fields}``."""
-        out: dict[str, dict[str, Any]] = {}
-        for params in self._multi_id_calls(set_ids, fields):
-            out.update(self._check_multi(self.request("GET", "", params=params), "GET /?ids="))
-        return out
+        """Read many request sets with multi-id ``GET /?ids=`` (50 per call): ``{set_id: fields}``.
+
+        ``fields`` defaults to the name, ``is_completed`` and every count.
+        """
+        return self.get_objects(set_ids, fields_param(fields, DEFAULT_SET_FIELDS))
 
     def list_requests(
         self,

@@ -10,7 +10,7 @@ from enum import StrEnum
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable
+    from collections.abc import Iterable, Mapping
 
 
 class AsyncRequestStatus(StrEnum):
@@ -94,3 +94,21 @@ SET_COUNT_FIELDS = (
     "error_count",
     "canceled_count",
 )
+
+
+def set_count(value: object) -> int:
+    """A set's count field as a non-negative int (missing, null or malformed counts are 0)."""
+    if value is None or isinstance(value, bool):
+        return 0
+    try:
+        return max(int(value), 0)  # type: ignore[call-overload]
+    except (TypeError, ValueError):
+        return 0
+
+
+def set_is_completed(raw_set: Mapping[str, object]) -> bool:
+    """A set's ``is_completed``, whether Graph sent a bool, ``"true"``/``"false"`` or ``1``/``0``."""
+    value = raw_set.get("is_completed")
+    if isinstance(value, str):
+        return value.strip().lower() in ("true", "1")
+    return bool(value)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import time
-from collections.abc import Mapping, Sequence
 from datetime import timedelta
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, cast
@@ -26,11 +25,13 @@ from airflow_fb_async.hooks.request_sets import (
     validate_notification_uri,
     validate_set_name,
 )
-from airflow_fb_async.hooks.statuses import SET_COUNT_FIELDS, AsyncRequestStatus
+from airflow_fb_async.hooks.statuses import SET_COUNT_FIELDS, AsyncRequestStatus, set_count, set_is_completed
 from airflow_fb_async.literals import parse_rendered_list
 from airflow_fb_async.triggers.async_request_set import normalize_ids
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping, Sequence
+
     from airflow.sdk import Context
     from pydantic import JsonValue
 
@@ -39,7 +40,6 @@ if TYPE_CHECKING:
 #: Fields read when waiting on sets (multi-id read).
 SET_STATUS_FIELDS = ",".join(("id", "name", "is_completed", *SET_COUNT_FIELDS))
 #: Graph's multi-id read takes at most this many ids.
-MULTI_ID_MAX = 50
 #: task_state_store key holding the ids created by an earlier try of the same task instance.
 STATE_KEY = "fb_async_request_set_ids"
 
@@ -61,20 +61,6 @@ def task_instance_key(context: Context | Mapping[str, Any]) -> str:
         map_index = -1
     raw = f"{ti.dag_id}|{ti.task_id}|{run_id}|{map_index}"
     return hashlib.sha256(raw.encode("utf-8")).hexdigest()[:10]
-
-
-def _is_completed(item: Mapping[str, Any]) -> bool:
-    value = item.get("is_completed")
-    if isinstance(value, str):
-        return value.strip().lower() in ("true", "1")
-    return bool(value)
-
-
-def _as_int(value: Any) -> int:
-    try:
-        return int(value)
-    except (TypeError, ValueError):
-        return 0
 
 
 def _timeout_seconds(timeout: float | timedelta | None) -> float | None:
@@ -230,7 +216,7 @@ class SubmitAsyncBatchOperator(_GraphOperatorMixin, BaseOperator):
                 describe_error(exc, getattr(self.hook, "scrub", None)),
             )
             raw = {}
-        if raw and all(_is_completed(raw.get(i) or {}) for i in self.request_set_ids):
+        if raw and all(set_is_completed(raw.get(i) or {}) for i in self.request_set_ids):
             from airflow_fb_async.triggers.async_request_set import summarize_sets
 
             self.log.info("Every request set is already completed")
@@ -483,7 +469,7 @@ class CancelAsyncRequestSetOperator(_GraphOperatorMixin, BaseOperator):
 
         for object_id in ids:
             item = before.get(object_id) or {}
-            if object_id in set_ids and _is_completed(item):
+            if object_id in set_ids and set_is_completed(item):
                 self.log.info("Request set %s is already completed: nothing to cancel", object_id)
                 continue
             status = _status(item)
@@ -501,12 +487,12 @@ class CancelAsyncRequestSetOperator(_GraphOperatorMixin, BaseOperator):
         for object_id in ids:
             old, new = before.get(object_id) or {}, after.get(object_id) or {}
             if object_id in set_ids:
-                canceled = max(0, _as_int(new.get("canceled_count")) - _as_int(old.get("canceled_count")))
-                counts = {k: _as_int(new.get(k)) for k in SET_COUNT_FIELDS}
+                canceled = max(0, set_count(new.get("canceled_count")) - set_count(old.get("canceled_count")))
+                counts = {k: set_count(new.get(k)) for k in SET_COUNT_FIELDS}
                 out[object_id] = {
                     "type": "request_set",
                     "canceled": canceled,
-                    "is_completed": _is_completed(new),
+                    "is_completed": set_is_completed(new),
                     **counts,
                 }
                 self.log.info(
@@ -518,7 +504,7 @@ class CancelAsyncRequestSetOperator(_GraphOperatorMixin, BaseOperator):
                     counts["error_count"],
                     counts["canceled_count"],
                     counts["total_count"],
-                    _is_completed(new),
+                    set_is_completed(new),
                 )
             else:
                 old_status, new_status = _status(old), _status(new)
@@ -547,11 +533,7 @@ class CancelAsyncRequestSetOperator(_GraphOperatorMixin, BaseOperator):
 
         A set answers ``id, owner_id, name, is_completed``; a request ``id, scope_object_id, status``.
         """
-        out: dict[str, dict[str, Any]] = {}
-        for start in range(0, len(ids), MULTI_ID_MAX):
-            got = self.hook.get("", params={"ids": ",".join(ids[start : start + MULTI_ID_MAX])})
-            if isinstance(got, Mapping):
-                out.update({str(k): dict(v) for k, v in got.items() if isinstance(v, Mapping)})
+        out = self.hook.get_objects(ids)
         missing = [i for i in ids if i not in out]
         if missing:
             raise FacebookGraphError(f"Graph did not return object(s) {', '.join(missing)}")

@@ -42,6 +42,7 @@ from airflow_fb_async.hooks.statuses import (
     ERROR_STATUSES,
     AsyncRequestStatus,
     normalize_statuses,
+    set_is_completed,
 )
 from airflow_fb_async.literals import parse_literal
 from airflow_fb_async.triggers.async_request_set import normalize_ids
@@ -262,7 +263,7 @@ class AsyncRequestResultsOperator(BaseOperator):
             info = sets.get(set_id)
             if not isinstance(info, dict):
                 raise AsyncRequestSetError(f"request set {set_id} was not returned by Graph (does it exist?)")
-            if not info.get("is_completed"):
+            if not set_is_completed(info):
                 all_completed = False
                 pending = _int(info.get("initial_count")) + _int(info.get("in_progress_count"))
                 self.log.warning(

@@ -14,7 +14,6 @@ from airflow_fb_async.triggers.async_request_set import (
     SET_FIELDS,
     AsyncRequestSetTrigger,
     ProgressTracker,
-    chunks,
     describe_error,
     describe_totals,
     event_result,
@@ -83,10 +82,8 @@ class AsyncRequestSetSensor(BaseSensorOperator):
         return GraphHook(graph_conn_id=self.graph_conn_id, api_version=self.api_version)
 
     def _read(self, hook: Any, ids: list[str]) -> dict[str, dict[str, Any]]:
-        raw: dict[str, dict[str, Any]] = {}
-        for part in chunks(ids):
-            got = hook.get_request_sets(part, fields=list(SET_FIELDS)) or {}
-            raw.update({str(k): dict(v) for k, v in got.items() if isinstance(v, dict)})
+        got = hook.get_request_sets(ids, fields=list(SET_FIELDS)) or {}  # 50 ids per call
+        raw = {str(k): dict(v) for k, v in got.items() if isinstance(v, dict)}
         missing = [sid for sid in ids if sid not in raw]
         if missing:
             raise AsyncRequestSetError(f"request set(s) not found: {', '.join(missing[:10])}")

@@ -23,7 +23,7 @@ from typing import Any
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
 from airflow_fb_async.exceptions import AsyncRequestSetError, GraphAPIError, GraphInputError
-from airflow_fb_async.hooks.statuses import SET_COUNT_FIELDS
+from airflow_fb_async.hooks.statuses import SET_COUNT_FIELDS, set_count, set_is_completed
 from airflow_fb_async.literals import parse_literal
 
 #: Event statuses; nothing else is ever emitted.
@@ -33,7 +33,6 @@ SUMMARY_FIELDS = ("total_count", "success_count", "error_count", "canceled_count
 #: Fields read on every poll.
 SET_FIELDS = ("id", "name", "is_completed", *SET_COUNT_FIELDS)
 #: The Graph multi-id read takes at most this many ids.
-MAX_IDS_PER_CALL = 50
 #: Upper bound of the back-off after errors, whatever the poll interval.
 MAX_ERROR_BACKOFF = 300.0
 #: Upper bound of the random delay before a trigger's first read.
@@ -130,36 +129,20 @@ def _short(value: Any, limit: int = 80) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
-def _as_count(value: Any) -> int:
-    if value is None or isinstance(value, bool):
-        return 0
-    try:
-        return max(int(value), 0)
-    except (TypeError, ValueError):
-        return 0
-
-
-def _is_completed(raw_set: Mapping[str, Any]) -> bool:
-    value = raw_set.get("is_completed")
-    if isinstance(value, str):
-        return value.strip().lower() in ("true", "1")
-    return bool(value)
-
-
 def summarize_sets(raw: Mapping[str, Mapping[str, Any]]) -> dict[str, dict[str, int]]:
     """``{set_id: raw set}`` (as the hooks' ``get_request_sets`` return) -> ``{set_id: {counts}}``.
 
     Missing or null counts become 0, so the result is always plain JSON of ints.
     """
     return {
-        str(set_id): {field: _as_count((data or {}).get(field)) for field in SUMMARY_FIELDS}
+        str(set_id): {field: set_count((data or {}).get(field)) for field in SUMMARY_FIELDS}
         for set_id, data in raw.items()
     }
 
 
 def totals(summary: Mapping[str, Mapping[str, int]]) -> dict[str, int]:
     """Sum every count of a summary."""
-    return {field: sum(_as_count(s.get(field)) for s in summary.values()) for field in SUMMARY_FIELDS}
+    return {field: sum(set_count(s.get(field)) for s in summary.values()) for field in SUMMARY_FIELDS}
 
 
 def describe_totals(summary: Mapping[str, Mapping[str, int]]) -> str:
@@ -172,7 +155,7 @@ def describe_totals(summary: Mapping[str, Mapping[str, int]]) -> str:
 
 def failed_sets_text(summary: Mapping[str, Mapping[str, int]], limit: int = 10) -> str:
     """``"123 (2 of 10), 456 (1 of 5)"`` for the sets with errors (at most ``limit`` named)."""
-    bad = [(sid, c) for sid, c in summary.items() if _as_count(c.get("error_count"))]
+    bad = [(sid, c) for sid, c in summary.items() if set_count(c.get("error_count"))]
     text = ", ".join(f"{sid} ({c['error_count']} of {c['total_count']})" for sid, c in bad[:limit])
     if len(bad) > limit:
         text += f", and {len(bad) - limit} more"
@@ -198,7 +181,7 @@ def make_event(status: str, message: str, summary: Mapping[str, Mapping[str, int
         "status": status,
         "message": str(message),
         "request_sets": {
-            str(k): {f: _as_count(v.get(f)) for f in SUMMARY_FIELDS} for k, v in summary.items()
+            str(k): {f: set_count(v.get(f)) for f in SUMMARY_FIELDS} for k, v in summary.items()
         },
     }
 
@@ -344,11 +327,11 @@ class ProgressTracker:
         newly: list[str] = []
         self.changed = []
         for set_id, data in raw.items():
-            counts = {f: _as_count(data.get(f)) for f in SET_COUNT_FIELDS}
+            counts = {f: set_count(data.get(f)) for f in SET_COUNT_FIELDS}
             if self.latest.get(set_id) != counts:
                 self.changed.append(set_id)
             self.latest[set_id] = counts
-            if _is_completed(data) and set_id not in self.completed:
+            if set_is_completed(data) and set_id not in self.completed:
                 self.completed.add(set_id)
                 newly.append(set_id)
         processed = self.processed()
@@ -420,10 +403,6 @@ def _fmt_duration(seconds: float) -> str:
         return f"{minutes}m{sec:02d}s"
     hours, minutes = divmod(minutes, 60)
     return f"{hours}h{minutes:02d}m"
-
-
-def chunks(items: list[str], size: int = MAX_IDS_PER_CALL) -> list[list[str]]:
-    return [items[i : i + size] for i in range(0, len(items), size)]
 
 
 # --------------------------------------------------------------------------------------------------
@@ -559,13 +538,8 @@ class AsyncRequestSetTrigger(BaseTrigger):
             return self._error_event(tracker, exc, scrub)
 
     async def _read_round(self, ahook: Any, pending: list[str]) -> dict[str, dict[str, Any]]:
-        raw: dict[str, dict[str, Any]] = {}
-        for part in chunks(pending):
-            got = await ahook.get_request_sets(part, fields=list(SET_FIELDS))
-            for key, value in (got or {}).items():
-                if isinstance(value, Mapping):
-                    raw[str(key)] = dict(value)
-        return raw
+        got = await ahook.get_request_sets(pending, fields=list(SET_FIELDS))  # 50 ids per call
+        return {str(key): dict(value) for key, value in (got or {}).items() if isinstance(value, Mapping)}
 
     async def _sleep(self, delay: float) -> bool:
         """Sleep ``delay`` seconds, or until end_time; False when end_time has passed."""

@@ -825,3 +825,16 @@ def test_test_connection(graph_conn: EmulatorAdmin, monkeypatch: pytest.MonkeyPa
     ok, message = GraphHook("fb_notoken").test_connection()
     assert not ok
     assert "no access token" in message
+
+
+def test_get_objects_reads_any_kind_50_ids_per_call(graph_conn: EmulatorAdmin) -> None:
+    with GraphHook() as hook:
+        ids = [
+            hook.post(f"{ACCOUNT}/campaigns", data={"name": f"o{i}", "objective": "OUTCOME_SALES"})["id"]
+            for i in range(60)
+        ]
+        before = graph_conn.counters()["calls_by_kind"]["get_multi"]
+        got = hook.get_objects([*ids, "act_4242"])
+    assert set(got) == {*ids, "act_4242"}
+    assert got[ids[0]]["id"] == ids[0]
+    assert graph_conn.counters()["calls_by_kind"]["get_multi"] - before == 2  # 61 ids -> 50 + 11
