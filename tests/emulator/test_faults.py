@@ -179,17 +179,25 @@ def test_reset_clears_everything(graph: Graph, emu: EmulatorAdmin) -> None:
 def test_call_outliving_a_reset_does_not_touch_the_fresh_state(emu: EmulatorAdmin) -> None:
     """A slow create whose client gave up must not land in the world a later /__admin/reset made."""
     emu.config(latency=0.5)
-    slow = threading.Thread(
-        target=lambda: requests.post(
-            f"{emu.url}/v25.0/act_77/campaigns",
-            data={"access_token": TEST_TOKEN, "name": "late", "objective": "OUTCOME_SALES"},
-            timeout=5,
-        )
-    )
+    outcome: list[str] = []
+
+    def slow_create() -> None:
+        try:
+            requests.post(
+                f"{emu.url}/v25.0/act_77/campaigns",
+                data={"access_token": TEST_TOKEN, "name": "late", "objective": "OUTCOME_SALES"},
+                timeout=5,
+            )
+            outcome.append("answered")
+        except requests.ConnectionError:
+            outcome.append("dropped")
+
+    slow = threading.Thread(target=slow_create)
     slow.start()
     time.sleep(0.1)
     emu.reset()
     slow.join()
+    assert outcome == ["dropped"]
     assert emu.objects("campaign") == []
     assert emu.calls() == []
     assert emu.counters()["objects_created"] == 0
