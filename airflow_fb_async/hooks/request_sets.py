@@ -24,7 +24,7 @@ import logging
 import re
 import time
 import urllib.parse
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -417,8 +417,12 @@ def submit_plan(
     ambiguous_checks: int = 3,
     ambiguous_delay: float = 1.0,
     max_ambiguous_creates: int = 3,
+    on_part: Callable[[SubmittedSet], None] | None = None,
 ) -> list[SubmittedSet]:
     """Make every part of ``plan`` exist on Graph exactly once; return them in part order.
+
+    ``on_part`` is called with each part as soon as it exists (so a task killed midway knows which
+    sets to cancel).
 
     ``known_ids`` (ids remembered from an earlier try of the same task) are reused when they still
     match the parts by name and size; otherwise the account's sets are listed once and matched by
@@ -431,6 +435,9 @@ def submit_plan(
         reused = _verify_known(hook, plan, known_ids)
         if reused is not None:
             log.info("Reusing the %d request set(s) remembered from an earlier try", len(reused))
+            for submitted in reused:
+                if on_part is not None:
+                    on_part(submitted)
             return reused
     wanted = {part.name for part in plan.parts}
     existing = _existing_by_name(hook, plan.ad_account_id, wanted)
@@ -439,9 +446,14 @@ def submit_plan(
         if part.name in existing:
             item = _pick(part, plan.ad_account_id, existing[part.name])
             log.info("Request set %r already exists as %s: not creating it again", part.name, item["id"])
-            out.append(SubmittedSet(id=str(item["id"]), name=part.name, size=part.size, created=False))
-            continue
-        out.append(_create_part(hook, plan, part, ambiguous_checks, ambiguous_delay, max_ambiguous_creates))
+            submitted = SubmittedSet(id=str(item["id"]), name=part.name, size=part.size, created=False)
+        else:
+            submitted = _create_part(
+                hook, plan, part, ambiguous_checks, ambiguous_delay, max_ambiguous_creates
+            )
+        out.append(submitted)
+        if on_part is not None:
+            on_part(submitted)
     return out
 
 

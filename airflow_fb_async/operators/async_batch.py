@@ -187,8 +187,14 @@ class SubmitAsyncBatchOperator(_GraphOperatorMixin, BaseOperator):
             len(plan.parts),
             full_name,
         )
-        submitted = submit_plan(self.hook, plan, known_ids=self._remembered_ids(context))
-        self.request_set_ids = [s.id for s in submitted]
+        # Ids are recorded as each part comes to exist, so on_kill can cancel a half-done submission.
+        self.request_set_ids = []
+        submitted = submit_plan(
+            self.hook,
+            plan,
+            known_ids=self._remembered_ids(context),
+            on_part=lambda part: self.request_set_ids.append(part.id),
+        )
         self._remember_ids(context, self.request_set_ids)
         for s in submitted:
             self.log.info(

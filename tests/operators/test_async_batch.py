@@ -545,6 +545,29 @@ def test_submit_on_kill_with_cancel_on_kill_cancels_its_sets(graph_conn: Any) ->
     assert [int(_set_counts(i)["canceled_count"]) for i in ids] == [3, 2]
 
 
+def test_submit_killed_midway_cancels_the_parts_already_created(graph_conn: Any) -> None:
+    """Part 1 exists, part 2's create keeps failing: the kill cancels part 1 (its id was recorded)."""
+    graph_conn.config(async_pace=0)
+    op = submit(requests=simple(5), max_set_size=3, cancel_on_kill=True)
+    real_post = op.hook.post
+    creates = {"n": 0}
+
+    def post_then_fail_second_create(path: str, *args: Any, **kwargs: Any) -> Any:
+        # The emulator answers every create from the second one on with HTTP 500 (real HTTP calls).
+        creates["n"] += 1
+        if creates["n"] == 2:
+            graph_conn.fault("500", count=50, method="POST", path_regex="async_batch_requests")
+        return real_post(path, *args, **kwargs)
+
+    op.hook.post = post_then_fail_second_create  # type: ignore[method-assign]
+    with pytest.raises(GraphAPIError):
+        op.execute(ctx(run_id="midway"))
+    assert len(op.request_set_ids) == 1
+    graph_conn.clear_faults()
+    op.on_kill()
+    assert int(_set_counts(op.request_set_ids[0])["canceled_count"]) == 3
+
+
 def test_submit_on_kill_without_cancel_on_kill_cancels_nothing(graph_conn: Any) -> None:
     graph_conn.config(async_pace=0)
     op = submit(requests=simple(2))
