@@ -10,7 +10,8 @@ Rules this module implements (see ``GRAPH_NOTES.md`` for the Graph facts):
   resolves ``{result=NAME:$.path}`` against entries that came before; a reference to a later entry
   (or to itself) is rejected at validation, which also rules out cycles.
 - **Dependency-aware chunking.** Entries linked by references / ``depends_on`` form components. A
-  component that fits in one call (``chunk_size``, at most ``max_ads_per_chunk`` ad-creating POSTs)
+  component that fits in one call (``chunk_size``, at most ``max_ads_per_chunk`` ad-creating POSTs,
+  at most ``max_adsets_per_campaign_per_chunk`` ad-set-creating POSTs naming one ``campaign_id``)
   travels in one call, in input order, and Graph resolves its references. A bigger one is cut into
   successive calls: references to entries of earlier calls are resolved client-side
   (:mod:`airflow_fb_async.hooks.jsonpath`) before sending. Small components are packed first-fit,
@@ -44,12 +45,13 @@ import os
 import re
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
-from urllib.parse import quote
+from urllib.parse import parse_qsl, quote
 
 from airflow_fb_async.exceptions import (
     GraphAmbiguousError,
@@ -75,6 +77,7 @@ log = logging.getLogger("airflow_fb_async.hooks.batch")
 MAX_BATCH_SIZE = 50
 DEFAULT_MAX_ROUNDS = 10
 DEFAULT_MAX_ADS_PER_CHUNK = 10
+DEFAULT_MAX_ADSETS_PER_CAMPAIGN_PER_CHUNK = 1
 METHODS = frozenset({"GET", "POST", "DELETE"})
 ENTRY_KEYS = frozenset(
     {
@@ -121,6 +124,7 @@ class BatchEntry:
     references: tuple[Reference, ...] = ()
     deps: tuple[int, ...] = ()  # indices of entries this one references or depends on
     is_ad_create: bool = False
+    adset_campaign: str | None = None  # campaign_id (id or reference text) of an ad-set-creating POST
 
     @property
     def label(self) -> str:
@@ -197,6 +201,16 @@ def _names_list(raw: Any, what: str, index: int, name: str | None) -> tuple[str,
 def _is_ad_create(method: str, relative_url: str) -> bool:
     path = relative_url.split("?", 1)[0].rstrip("/")
     return method == "POST" and (path == "ads" or path.endswith("/ads"))
+
+
+def _adset_campaign(method: str, relative_url: str, body: str | None) -> str | None:
+    """The ``campaign_id`` an ad-set-creating POST (``.../adsets``) names, as written (an id or a
+    reference text); None for anything else."""
+    path = relative_url.split("?", 1)[0].rstrip("/")
+    if method != "POST" or not (path == "adsets" or path.endswith("/adsets")) or not body:
+        return None
+    values = [v.strip() for k, v in parse_qsl(body, keep_blank_values=True) if k.strip() == "campaign_id"]
+    return values[-1] if values and values[-1] else None
 
 
 def validate_files(files: Any) -> dict[str, FileSource]:
@@ -327,6 +341,7 @@ def validate_requests(requests: Any, files: Any = None) -> list[BatchEntry]:
                 references=tuple(references),
                 deps=tuple(sorted(deps)),
                 is_ad_create=_is_ad_create(method, relative_url),
+                adset_campaign=_adset_campaign(method, relative_url, body),
             )
         )
     return entries
@@ -343,6 +358,7 @@ def plan_chunks(
     *,
     chunk_size: int = MAX_BATCH_SIZE,
     max_ads_per_chunk: int = DEFAULT_MAX_ADS_PER_CHUNK,
+    max_adsets_per_campaign_per_chunk: int | None = DEFAULT_MAX_ADSETS_PER_CAMPAIGN_PER_CHUNK,
 ) -> tuple[list[list[int]], list[int]]:
     """Pack the ``ready`` entries into calls; return ``(chunks, deferred)``.
 
@@ -350,9 +366,23 @@ def plan_chunks(
     first-fit in input order. A component that does not fit contributes its longest fitting prefix
     (input order is a topological order, so a prefix is closed under dependencies); the rest is
     deferred to a later round, when its references to the prefix are resolved client-side.
+    "Fit" means at most ``chunk_size`` entries, ``max_ads_per_chunk`` ad creates and
+    ``max_adsets_per_campaign_per_chunk`` ad set creates per ``campaign_id`` (None: no limit).
     """
     size = max(1, min(int(chunk_size), MAX_BATCH_SIZE))
     ads_cap = max(1, int(max_ads_per_chunk))
+    adsets_cap = (
+        None if max_adsets_per_campaign_per_chunk is None else max(1, int(max_adsets_per_campaign_per_chunk))
+    )
+
+    def campaigns_of(ids: Iterable[int]) -> Counter[str]:
+        if adsets_cap is None:
+            return Counter()
+        return Counter(c for c in (entries[i].adset_campaign for i in ids) if c is not None)
+
+    def campaigns_fit(a: Counter[str], b: Counter[str]) -> bool:
+        return adsets_cap is None or all(a[c] + n <= adsets_cap for c, n in b.items())
+
     ready_sorted = sorted(set(ready))
     ready_set = set(ready_sorted)
     parent = {i: i for i in ready_sorted}
@@ -374,35 +404,38 @@ def plan_chunks(
         components.setdefault(root(i), []).append(i)
 
     chunks: list[list[int]] = []
-    loads: list[tuple[int, int]] = []  # (entries, ads) per chunk
+    loads: list[tuple[int, int, Counter[str]]] = []  # (entries, ads, ad sets per campaign) per chunk
     open_chunks: list[int] = []
     deferred: list[int] = []
     for comp in sorted(components.values(), key=lambda c: c[0]):
         ads = sum(1 for i in comp if entries[i].is_ad_create)
+        camps = campaigns_of(comp)
         piece = comp
-        if len(comp) > size or ads > ads_cap:
-            piece, n_ads = [], 0
+        if len(comp) > size or ads > ads_cap or not campaigns_fit(Counter(), camps):
+            piece, n_ads, camps = [], 0, Counter()
             for pos, i in enumerate(comp):
                 extra = 1 if entries[i].is_ad_create else 0
-                if len(piece) + 1 > size or n_ads + extra > ads_cap:
+                extra_camps = campaigns_of([i])
+                if len(piece) + 1 > size or n_ads + extra > ads_cap or not campaigns_fit(camps, extra_camps):
                     deferred.extend(comp[pos:])
                     break
                 piece.append(i)
                 n_ads += extra
+                camps += extra_camps
             ads = n_ads
         placed = False
         for slot in list(open_chunks):
-            used, used_ads = loads[slot]
-            if used + len(piece) <= size and used_ads + ads <= ads_cap:
+            used, used_ads, used_camps = loads[slot]
+            if used + len(piece) <= size and used_ads + ads <= ads_cap and campaigns_fit(used_camps, camps):
                 chunks[slot].extend(piece)
-                loads[slot] = (used + len(piece), used_ads + ads)
+                loads[slot] = (used + len(piece), used_ads + ads, used_camps + camps)
                 placed = True
                 if loads[slot][0] >= size:
                     open_chunks.remove(slot)
                 break
         if not placed:
             chunks.append(list(piece))
-            loads.append((len(piece), ads))
+            loads.append((len(piece), ads, camps))
             if len(piece) < size:
                 open_chunks.append(len(chunks) - 1)
     return [sorted(c) for c in chunks], sorted(deferred)
@@ -520,6 +553,7 @@ class BatchRunner:
         max_concurrency: int,
         max_rounds: int,
         max_ads_per_chunk: int,
+        max_adsets_per_campaign_per_chunk: int | None,
         chunk_size: int,
         progress: ProgressCallback | None,
         round_backoff: float | None,
@@ -532,6 +566,11 @@ class BatchRunner:
         self.max_concurrency = max(1, int(max_concurrency))
         self.max_rounds = max(1, int(max_rounds))
         self.max_ads_per_chunk = max(1, int(max_ads_per_chunk))
+        self.max_adsets_per_campaign_per_chunk = (
+            None
+            if max_adsets_per_campaign_per_chunk is None
+            else max(1, int(max_adsets_per_campaign_per_chunk))
+        )
         self.chunk_size = max(1, min(int(chunk_size), MAX_BATCH_SIZE))
         self.progress = progress
         throttle = getattr(hook, "throttle", None)
@@ -894,7 +933,11 @@ class BatchRunner:
                         break
                     raise RuntimeError("batch: no entry is ready but some are pending (dependency bug)")
                 chunks, _deferred = plan_chunks(
-                    self.entries, ready, chunk_size=self.chunk_size, max_ads_per_chunk=self.max_ads_per_chunk
+                    self.entries,
+                    ready,
+                    chunk_size=self.chunk_size,
+                    max_ads_per_chunk=self.max_ads_per_chunk,
+                    max_adsets_per_campaign_per_chunk=self.max_adsets_per_campaign_per_chunk,
                 )
                 planned = sum(len(c) for c in chunks)
                 st.chunks_total = st.chunks_done + len(chunks)
@@ -963,6 +1006,7 @@ def run_batch(
     max_concurrency: int = 4,
     max_rounds: int = DEFAULT_MAX_ROUNDS,
     max_ads_per_chunk: int = DEFAULT_MAX_ADS_PER_CHUNK,
+    max_adsets_per_campaign_per_chunk: int | None = DEFAULT_MAX_ADSETS_PER_CAMPAIGN_PER_CHUNK,
     chunk_size: int = MAX_BATCH_SIZE,
     progress: ProgressCallback | None = None,
     round_backoff: float | None = None,
@@ -979,6 +1023,8 @@ def run_batch(
     :param max_concurrency: calls in flight at once.
     :param max_rounds: attempts per entry answered ``null`` (or with a transient error).
     :param max_ads_per_chunk: ad-creating POSTs (``.../ads``) per call (Marketing API guidance).
+    :param max_adsets_per_campaign_per_chunk: ad-set-creating POSTs (``.../adsets``) naming the same
+        ``campaign_id`` (an id, or the same reference text) per call; None for no limit.
     :param chunk_size: entries per call (at most 50).
     :param progress: ``progress(done, total, errors)`` after every call.
     :param round_backoff: base pause between retry rounds (default: the connection's backoff_base).
@@ -1007,6 +1053,7 @@ def run_batch(
         max_concurrency=max_concurrency,
         max_rounds=max_rounds,
         max_ads_per_chunk=max_ads_per_chunk,
+        max_adsets_per_campaign_per_chunk=max_adsets_per_campaign_per_chunk,
         chunk_size=chunk_size,
         progress=progress,
         round_backoff=round_backoff,

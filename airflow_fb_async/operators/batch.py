@@ -70,7 +70,8 @@ class GraphBatchOperator(BaseOperator):
     :param graph_conn_id: the ``facebook_graph`` connection. (templated)
     :param api_version: Graph API version, e.g. ``v25.0`` (default: the connection's). (templated)
     :param batch_options: extra engine options (``max_rounds``, ``max_ads_per_chunk``,
-        ``chunk_size``, ``round_backoff``).
+        ``max_adsets_per_campaign_per_chunk`` (default 1: ad set creates naming the same
+        ``campaign_id`` go in different calls; None disables), ``chunk_size``, ``round_backoff``).
 
     Returns (XCom) one ``{"code", "headers", "body"}`` per request, in input order.
     """

@@ -302,3 +302,32 @@ def test_short_batch_answer_rereads_missing_gets(graph_conn: EmulatorAdmin) -> N
         results = hook.batch([get(f"act_{i}?fields=id") for i in range(6)], **FAST)
     assert [r["body"]["id"] for r in results] == [f"act_{i}" for i in range(6)]
     assert graph_conn.counters()["calls_by_kind"]["batch"] == 2
+
+
+def adset_names(graph_conn: EmulatorAdmin, results: list[dict[str, Any]]) -> list[tuple[str, str]]:
+    by_id = {o["id"]: o for o in graph_conn.objects("adset")}
+    return [(by_id[r["body"]["id"]]["name"], by_id[r["body"]["id"]]["campaign_id"]) for r in results]
+
+
+def test_adsets_of_one_campaign_go_to_different_calls(graph_conn: EmulatorAdmin) -> None:
+    hook = GraphHook()
+    campaign = hook.post("act_1/campaigns", data=camp("parent"))["id"]
+    reqs = [post("act_1/adsets", {"name": f"s{i}", "campaign_id": campaign}, name=f"s{i}") for i in range(6)]
+    results = hook.batch(reqs, **FAST)
+    assert [r["code"] for r in results] == [200] * 6
+    assert batch_calls(graph_conn) == 6  # one ad set of the campaign per call
+    assert len(graph_conn.objects("adset")) == 6
+    assert adset_names(graph_conn, results) == [(f"s{i}", campaign) for i in range(6)]
+
+
+def test_adsets_of_a_campaign_created_in_the_batch(graph_conn: EmulatorAdmin) -> None:
+    reqs = [post("act_1/campaigns", camp("parent"), name="p")]
+    reqs += [post("act_1/adsets", f"name=s{i}&campaign_id={{result=p:$.id}}", name=f"s{i}") for i in range(6)]
+    results = GraphHook().batch(reqs, **FAST)
+    assert [r["code"] for r in results] == [200] * 7
+    # Call 1: the campaign and s0 (Graph resolves the reference); then s1..s5, one per call,
+    # their reference resolved client-side.
+    assert batch_calls(graph_conn) == 6
+    campaign = results[0]["body"]["id"]
+    assert len(graph_conn.objects("adset")) == 6
+    assert adset_names(graph_conn, results[1:]) == [(f"s{i}", campaign) for i in range(6)]

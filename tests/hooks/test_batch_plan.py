@@ -147,7 +147,7 @@ def test_files_path_accepted(tmp_path: Path) -> None:
 # ---- planning ------------------------------------------------------------------------------------
 
 
-def plan(requests: list[dict[str, object]], **kw: int) -> tuple[list[list[int]], list[int]]:
+def plan(requests: list[dict[str, object]], **kw: int | None) -> tuple[list[list[int]], list[int]]:
     entries = validate_requests(requests)
     return plan_chunks(entries, range(len(entries)), **kw)
 
@@ -208,3 +208,62 @@ def test_ads_limit_splits_a_component() -> None:
 def test_chunk_size_option() -> None:
     chunks, _ = plan([get(f"{i}") for i in range(100)], chunk_size=20)
     assert [len(c) for c in chunks] == [20] * 5
+
+
+def adset(campaign_id: str, name: str, as_string: bool = False, **kw: object) -> dict[str, object]:
+    body: object = (
+        f"name={name}&campaign_id={campaign_id}" if as_string else {"name": name, "campaign_id": campaign_id}
+    )
+    return post("act_1/adsets", body=body, **kw)
+
+
+def campaign_counts(reqs: list[dict[str, object]], chunk: list[int]) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for i in chunk:
+        if str(reqs[i]["relative_url"]).endswith("/adsets"):
+            body = reqs[i]["body"]
+            camp = (
+                body["campaign_id"] if isinstance(body, dict) else dict(parse_qsl(str(body)))["campaign_id"]
+            )
+            counts[camp] = counts.get(camp, 0) + 1
+    return counts
+
+
+def test_adsets_of_one_campaign_go_to_different_calls() -> None:
+    reqs = [adset("111", "a0"), adset("111", "a1", as_string=True), adset("222", "b0")]
+    reqs += [adset("111", "a2"), adset("222", "b1", as_string=True), get("me")]
+    chunks, deferred = plan(reqs)
+    assert deferred == []
+    assert sorted(i for c in chunks for i in c) == list(range(6))
+    assert all(n == 1 for c in chunks for n in campaign_counts(reqs, c).values())
+    assert chunks == [[0, 2, 5], [1, 4], [3]]
+
+
+def test_adsets_of_a_referenced_campaign_are_split_in_order() -> None:
+    reqs = [post("act_1/campaigns", name="camp", body={"name": "c", "objective": "OUTCOME_TRAFFIC"})]
+    reqs += [
+        adset("{result=camp:$.id}", "a0"),
+        adset("{result=camp:$.id}", "a1", as_string=True),
+        adset("{result=camp:$.id}", "a2"),
+        adset("333", "b0"),
+    ]
+    entries = validate_requests(reqs)
+    chunks, deferred = plan_chunks(entries, range(len(entries)))
+    # The campaign create and its first ad set travel together (Graph resolves the reference);
+    # the other ad sets of that campaign wait for a later round (resolved client-side).
+    assert chunks == [[0, 1, 4]]
+    assert deferred == [2, 3]
+    later, deferred = plan_chunks(entries, deferred)
+    assert later == [[2], [3]]
+    assert deferred == []
+
+
+def test_adsets_per_campaign_option() -> None:
+    reqs = [adset("111", f"a{i}") for i in range(3)] + [adset("222", f"b{i}") for i in range(2)]
+    assert plan(reqs)[0] == [[0, 3], [1, 4], [2]]
+    assert plan(reqs, max_adsets_per_campaign_per_chunk=2)[0] == [[0, 1, 3, 4], [2]]
+    assert plan(reqs, max_adsets_per_campaign_per_chunk=None) == ([[0, 1, 2, 3, 4]], [])
+    chained = [post("act_1/campaigns", name="camp", body="name=c")]
+    chained += [adset("{result=camp:$.id}", f"a{i}") for i in range(3)]
+    assert plan(chained) == ([[0, 1]], [2, 3])
+    assert plan(chained, max_adsets_per_campaign_per_chunk=None) == ([[0, 1, 2, 3]], [])
