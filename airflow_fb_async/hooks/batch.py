@@ -255,8 +255,8 @@ def validate_requests(requests: Any, files: Any = None) -> list[BatchEntry]:
             raise _fail(
                 f"name must be a non-empty string without spaces, ',', ':', '{{' or '}}', got {name!r}", index
             )
-        unknown = sorted(str(k) for k in raw if k not in ENTRY_KEYS)
-        if unknown:
+        if not ENTRY_KEYS.issuperset(raw.keys()):
+            unknown = sorted(str(k) for k in raw if k not in ENTRY_KEYS)
             raise _fail(f"unknown key(s) {unknown}; allowed: {sorted(ENTRY_KEYS)}", index, name)
         method = raw.get("method")
         if not isinstance(method, str) or not method.strip():
@@ -294,10 +294,13 @@ def validate_requests(requests: Any, files: Any = None) -> list[BatchEntry]:
         depends_on = _names_list(raw.get("depends_on"), "depends_on", index, name)
         headers = _normalise_headers(raw.get("headers"), index, name)
 
-        references = find_references(relative_url) + find_references(body)
-        for text in (relative_url, body or ""):
-            if has_reference_marker(text) and not find_references(text):
-                raise _fail("malformed reference: expected {result=NAME:$.path}", index, name)
+        references: list[Reference] = []
+        for text in (relative_url, body):
+            if has_reference_marker(text):
+                found = find_references(text)
+                if not found:
+                    raise _fail("malformed reference: expected {result=NAME:$.path}", index, name)
+                references += found
         deps: list[int] = []
         for target, what in [(d, "depends_on") for d in depends_on] + [
             (r.name, f"reference {r.token}") for r in references
