@@ -97,7 +97,10 @@ class Monkey:
         while not self._stop.wait(self.every):
             roll = self.rng.random()
             try:
-                if roll < 0.35:
+                if roll < 0.35 and not self._throttle_queued():
+                    # One burst at a time: bursts piling up while nothing calls Graph (between
+                    # Airflow tasks) would throttle more consecutive calls than any wait can cure,
+                    # which is not how Graph's blocks behave.
                     n = self.rng.randint(1, 3)
                     self.emu.fault("throttle", count=n, regain_minutes=self.rng.randint(1, 4))
                     self.queued["throttle burst"] += 1
@@ -106,6 +109,10 @@ class Monkey:
                     self.queued["drop_after_commit (creates)"] += 1
             except Exception:  # the emulator may be restarting: the monkey just skips a beat
                 pass
+
+    def _throttle_queued(self) -> bool:
+        faults = self.emu._get("faults")["faults"]
+        return any(f["type"] == "throttle" for f in faults)
 
     def __enter__(self) -> Monkey:
         self._thread.start()
