@@ -838,3 +838,32 @@ def test_get_objects_reads_any_kind_50_ids_per_call(graph_conn: EmulatorAdmin) -
     assert set(got) == {*ids, "act_4242"}
     assert got[ids[0]]["id"] == ids[0]
     assert graph_conn.counters()["calls_by_kind"]["get_multi"] - before == 2  # 61 ids -> 50 + 11
+
+
+def test_list_ad_set_requests_filters_by_status_in_any_case(graph_conn: EmulatorAdmin) -> None:
+    with GraphHook() as hook:
+        camp_id = hook.post(f"{ACCOUNT}/campaigns", data={"name": "c", "objective": "OUTCOME_SALES"})["id"]
+        adset_id = hook.post(f"{ACCOUNT}/adsets", data={"name": "s", "campaign_id": camp_id})["id"]
+        creative_id = hook.post(f"{ACCOUNT}/adcreatives", data={"name": "cr"})["id"]
+        creative = json.dumps({"creative_id": creative_id})
+        ads = [
+            {
+                "name": f"ad{i}",
+                "relative_url": f"{ACCOUNT}/ads",
+                "body": f"name=ad{i}&adset_id={adset_id}&creative={creative}",
+            }
+            for i in range(3)
+        ] + [
+            {"name": "bad", "relative_url": f"{ACCOUNT}/ads", "body": f"adset_id={adset_id}"}
+        ]  # no name: error
+        (set_id,) = hook.create_async_batch(ACCOUNT, ads, name="ad set requests")
+        deadline = time.monotonic() + 10
+        while not hook.get_request_set(set_id)["is_completed"]:
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        ok = list(hook.list_ad_set_requests(adset_id, statuses=["success"]))
+        failed = list(hook.list_ad_set_requests(adset_id, statuses="Error"))
+    assert len(ok) == 3
+    assert {str(r["scope_object_id"]) for r in ok} == {adset_id}
+    assert {r["status"].upper() for r in ok} == {"SUCCESS"}
+    assert len(failed) == 1
