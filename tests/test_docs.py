@@ -65,3 +65,8 @@ def test_the_checker_sees_links_and_quoted_paths(tmp_path: Path) -> None:
     )
     written = [w for w, _ in referenced_paths(doc)]
     assert written == ["other.md#part", "./ref.md", "../shared/API.md", "tests/nope.py"]
+
+
+def test_readme_links_the_design_and_guarantee_docs() -> None:
+    links = {w for w, _ in referenced_paths(REPO / "README.md")}
+    assert {"docs/graph-facts.md", "docs/exactly-once.md", "docs/emulator.md"} <= links
