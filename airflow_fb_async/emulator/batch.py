@@ -119,18 +119,15 @@ def run(eng: Engine, top: Call, entries: list[dict[str, Any]] | None = None) -> 
     outcomes: dict[str, Resp | None] = {}
     out: list[Any] = []
     accounts: list[str | None] = []
-    for e in entries:
+    for index, e in enumerate(entries):
         name = e.get("name") if isinstance(e.get("name"), str) else None
-        if null_fraction > 0:
+        if eng.faults.null_entry(top.ordinal, index, null_fraction):
             with eng.lock:
-                drop = eng.null_rng.random() < null_fraction
-                if drop:
-                    eng.counters["faults_injected"]["null"] += 1
-            if drop:
-                out.append(None)
-                if name:
-                    outcomes[name] = None
-                continue
+                eng.counters["faults_injected"]["null"] += 1
+            out.append(None)
+            if name:
+                outcomes[name] = None
+            continue
         resp, call = _run_entry(eng, top, e, outcomes)
         accounts.extend(a for a in eng.accounts_of(call) if a not in accounts)
         if name:
