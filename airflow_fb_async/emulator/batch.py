@@ -7,7 +7,8 @@ from typing import TYPE_CHECKING, Any
 
 from . import lenient_json
 from .core import Call, Resp, parse_bool, parse_form, split_relative_url
-from .errors import GraphError, bad_token, code1_error, param_error
+from .errors import GraphError, bad_token, code1_error, param_error, server_error
+from .faults import entry_chosen
 from .refs import RefError, referenced_names, substitute
 
 if TYPE_CHECKING:
@@ -131,7 +132,15 @@ def run(eng: Engine, top: Call, entries: list[dict[str, Any]] | None = None) -> 
         resp, call = _run_entry(eng, top, e, outcomes)
         accounts.extend(a for a in eng.accounts_of(call) if a not in accounts)
         if name:
-            outcomes[name] = resp
+            outcomes[name] = resp  # dependents see the real outcome, even if its answer is lost below
+        if entry_chosen(top.entry_fault, index, f"{call.method} {e['relative_url']}") or (
+            eng.faults.random_entry_fault(top.ordinal, index, call.method)
+        ):
+            # Committed; the answer is replaced by a transient code 2 error (same headers).
+            with eng.lock:
+                eng.counters["faults_injected"]["entry_error_after_commit"] += 1
+            top.entry_faults += 1
+            resp = Resp(500, server_error().body(), resp.headers)
         omit = e.get("omit_response_on_success")
         omit = (
             (name in referenced)

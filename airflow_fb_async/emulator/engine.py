@@ -436,6 +436,8 @@ class Engine:
                 return HttpResult(0, {}, b"", drop=True)
         call.ordinal = ordinal
         ftype = fault["type"] if fault else None
+        if ftype == "entry_error_after_commit":
+            call.entry_fault = fault
         batch_size = None
         entries = None
         if kind == "batch":
@@ -500,6 +502,13 @@ class Engine:
                 self.counters["faults_injected"]["drop"] += 1
             self._log(method, url_path, query, None, kind, ftype, started, batch_size, generation)
             return HttpResult(0, {}, b"", drop=True)
+        if ftype == "error_after_commit":
+            # The work is done and committed; the answer is replaced by a transient code 2 error.
+            with self.lock:
+                self.counters["faults_injected"]["error_after_commit"] += 1
+            resp = self.error_resp(call, server_error())
+        elif ftype is None and call.entry_faults:
+            ftype = "entry_error_after_commit"  # random entry faults mark the call they happened in
         self._log(method, url_path, query, resp.status, kind, ftype, started, batch_size, generation)
         if resp.body is None:
             body = b""

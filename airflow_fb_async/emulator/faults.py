@@ -58,6 +58,19 @@ def validate_random_spec(value: Any) -> dict[str, Any] | None:
     return dict(value)
 
 
+def _compile(spec: dict[str, Any], key: str) -> re.Pattern[str] | None:
+    """The regex under ``key`` (null allowed), or a ValueError naming the key."""
+    value = spec.get(key)
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str):
+        raise ValueError(f"{key} must be null or a string, not {type(value).__name__}")
+    try:
+        return re.compile(value)
+    except re.error as exc:
+        raise ValueError(f"{key} {value!r} is not a valid regular expression: {exc}") from None
+
+
 def _entry_selector(spec: dict[str, Any]) -> tuple[list[int] | None, str | None]:
     entries = spec.get("entries")
     positions_ok = isinstance(entries, list) and all(
@@ -65,12 +78,8 @@ def _entry_selector(spec: dict[str, Any]) -> tuple[list[int] | None, str | None]
     )
     if entries is not None and not positions_ok:
         raise ValueError("entries must be null or a list of entry positions (integers >= 0)")
-    regex = spec.get("entry_regex")
-    if regex is not None:
-        if not isinstance(regex, str):
-            raise ValueError("entry_regex must be null or a string")
-        re.compile(regex)
-    return entries, regex
+    _compile(spec, "entry_regex")
+    return entries, spec.get("entry_regex") or None
 
 
 class FaultQueue:
@@ -97,8 +106,8 @@ class FaultQueue:
         method = spec.get("method")
         if method is not None:
             method = str(method).upper()
-        regex = spec.get("path_regex")
-        compiled = re.compile(regex) if regex else None
+        regex = spec.get("path_regex") or None
+        compiled = _compile(spec, "path_regex")
         fault = {
             "type": ftype,
             "count": count,
