@@ -73,11 +73,24 @@ def _entry_text(e: dict[str, Any]) -> str:
     return unquote(str(e.get("relative_url", ""))) + " " + unquote(body_text)
 
 
+def depends_on_names(e: dict[str, Any]) -> list[str]:
+    """The names in an entry's ``depends_on``: one name (Graph's documented form) or a list of names."""
+    dep = e.get("depends_on")
+    if dep is None or dep == "":
+        return []
+    if isinstance(dep, str):
+        return [dep]
+    if isinstance(dep, list) and all(isinstance(d, str) for d in dep):
+        return [d for d in dep if d]
+    raise RefError(f"depends_on must be a request name or a list of names, not {json.dumps(dep)}")
+
+
 def _depends(e: dict[str, Any]) -> list[str]:
     names = referenced_names(_entry_text(e))
-    dep = e.get("depends_on")
-    if isinstance(dep, str) and dep:
-        names.append(dep)
+    try:
+        names.extend(depends_on_names(e))
+    except RefError:
+        pass  # reported when the entry runs
     return names
 
 
@@ -177,8 +190,7 @@ def _run_entry(
         return resp.body
 
     try:
-        dep = e.get("depends_on")
-        if isinstance(dep, str) and dep:
+        for dep in depends_on_names(e):
             lookup(dep)
         call = entry_call(top, e, lookup)
     except RefError as exc:
