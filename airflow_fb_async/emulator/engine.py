@@ -86,6 +86,7 @@ def default_config(
         "app_secret": app_secret,
         "random_faults": None,
         "code1_above": None,
+        "async_hold_in_progress": False,
     }
 
 
@@ -146,6 +147,8 @@ def validate_config(changes: dict[str, Any]) -> dict[str, Any]:
                 raise ValueError("code1_above must be >= 0 or null")
         elif key == "random_faults":
             value = validate_random_spec(value)
+        elif key == "async_hold_in_progress" and not isinstance(value, bool):
+            raise ValueError("async_hold_in_progress must be true or false")
         out[key] = value
     return out
 
