@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import copy
-import email.parser
-import email.policy
 import hashlib
 import hmac
 import json
@@ -19,12 +17,15 @@ from typing import Any
 from urllib.parse import parse_qsl
 
 from . import async_sets, batch, graph_objects
+from .config import default_config, fresh_counters, validate_config
 from .core import (
     ACT_RE,
     DEFAULT_VERSION,
     Call,
     Resp,
+    classify,
     now_iso,
+    parse_body,
     parse_list_param,
     split_relative_url,
     split_version,
@@ -43,55 +44,7 @@ from .refs import RefError
 from .throttle import UsageTracker
 
 FIRST_ID = 23850000000001
-KINDS = (
-    "batch",
-    "async_batch_create",
-    "get_object",
-    "get_multi",
-    "get_edge",
-    "create",
-    "update",
-    "delete",
-    "upload",
-    "other",
-)
-FAULT_COUNTERS = ("500", "throttle", "drop", "null", "code1", "empty_page", "short_batch")
-THROTTLE_CODES = frozenset({4, 17, 32, 341, 613, *range(80000, 80015)})
 APPSECRET_MAX_AGE = 300
-
-
-def default_config(
-    latency: float = 0.0, null_fraction: float = 0.0, async_pace: float = 200.0, app_secret: str | None = None
-) -> dict[str, Any]:
-    return {
-        "latency": float(latency),
-        "latency_jitter": 0.0,
-        "null_fraction": float(null_fraction),
-        "async_pace": float(async_pace),
-        "regain_unit_seconds": 60.0,
-        "usage_budget": 100000,
-        "usage_window": 60.0,
-        "throttle_code": 80004,
-        "max_page_size": 500,
-        "app_secret": app_secret,
-        "random_faults": None,
-        "code1_above": None,
-    }
-
-
-def fresh_counters() -> dict[str, Any]:
-    return {
-        "http_calls": 0,
-        "calls_by_kind": dict.fromkeys(KINDS, 0),
-        "batch_entries": 0,
-        "objects_created": 0,
-        "objects_created_by_type": {},
-        "request_sets_created": 0,
-        "max_concurrent_connections": 0,
-        "max_concurrent_requests": 0,
-        "throttled_calls": 0,
-        "faults_injected": dict.fromkeys(FAULT_COUNTERS, 0),
-    }
 
 
 @dataclass
@@ -100,108 +53,6 @@ class HttpResult:
     headers: dict[str, str]
     body: bytes
     drop: bool = False
-
-
-def validate_config(changes: dict[str, Any]) -> dict[str, Any]:
-    known = default_config()
-    out: dict[str, Any] = {}
-    for key, value in changes.items():
-        if key not in known:
-            raise ValueError(f"unknown config key {key!r}; known: {', '.join(sorted(known))}")
-        if key in ("latency", "latency_jitter", "async_pace"):
-            value = float(value)
-            if value < 0:
-                raise ValueError(f"{key} must be >= 0")
-        elif key in ("regain_unit_seconds", "usage_window"):
-            value = float(value)
-            if value <= 0:
-                raise ValueError(f"{key} must be > 0")
-        elif key == "null_fraction":
-            value = float(value)
-            if not 0 <= value <= 1:
-                raise ValueError("null_fraction must be within 0..1")
-        elif key in ("usage_budget", "max_page_size"):
-            value = int(value)
-            if value < 1:
-                raise ValueError(f"{key} must be >= 1")
-        elif key == "throttle_code":
-            value = int(value)
-            if value not in THROTTLE_CODES:
-                raise ValueError("throttle_code must be a Graph throttling code (80004, 17, 613, ...)")
-        elif key == "app_secret":
-            value = None if value in (None, "") else str(value)
-        elif key == "code1_above":
-            value = None if value is None else int(value)
-            if value is not None and value < 0:
-                raise ValueError("code1_above must be >= 0 or null")
-        elif key == "random_faults":
-            if value in (None, {}):
-                value = None
-            else:
-                if not isinstance(value, dict):
-                    raise ValueError("random_faults must be an object")
-                bad = set(value) - {"500", "drop_after_commit", "throttle", "seed"}
-                if bad:
-                    raise ValueError(f"random_faults: unknown keys {sorted(bad)}")
-                probs = [float(v) for k, v in value.items() if k != "seed"]
-                if any(p < 0 or p > 1 for p in probs) or sum(probs) > 1:
-                    raise ValueError("random_faults probabilities must be within 0..1 and sum to <= 1")
-                value = dict(value)
-        out[key] = value
-    return out
-
-
-def parse_body(content_type: str, raw: bytes) -> tuple[dict[str, str], dict[str, tuple[str, bytes]]]:
-    ctype = (content_type or "").split(";", 1)[0].strip().lower()
-    if not raw:
-        return {}, {}
-    if ctype == "multipart/form-data":
-        head = f"Content-Type: {content_type}\r\nMIME-Version: 1.0\r\n\r\n".encode()
-        msg = email.parser.BytesParser(policy=email.policy.HTTP).parsebytes(head + raw)
-        if not msg.is_multipart():
-            raise ValueError("malformed multipart body")
-        form: dict[str, str] = {}
-        files: dict[str, tuple[str, bytes]] = {}
-        for part in msg.iter_parts():
-            name = part.get_param("name", header="content-disposition")
-            if not name:
-                continue
-            raw_payload = part.get_payload(decode=True)
-            payload = raw_payload if isinstance(raw_payload, bytes) else b""
-            filename = part.get_filename()
-            if filename is not None:
-                files[str(name)] = (filename, payload)
-            else:
-                form[str(name)] = payload.decode("utf-8", "replace")
-        return form, files
-    if ctype == "application/json":
-        obj = json.loads(raw.decode("utf-8"))
-        if not isinstance(obj, dict):
-            raise ValueError("a JSON body must be an object")
-        return {k: v if isinstance(v, str) else json.dumps(v) for k, v in obj.items()}, {}
-    return dict(parse_qsl(raw.decode("utf-8", "replace"), keep_blank_values=True)), {}
-
-
-def classify(method: str, path: str, params: dict[str, str]) -> str:
-    segs = [s for s in path.split("/") if s]
-    if method == "POST":
-        if not segs:
-            return "batch" if "batch" in params else "other"
-        if len(segs) == 2:
-            if segs[1] == "async_batch_requests":
-                return "async_batch_create"
-            return "upload" if segs[1] == "adimages" else "create"
-        return "update" if len(segs) == 1 else "other"
-    if method == "DELETE":
-        return "delete" if len(segs) == 1 else "other"
-    if method == "GET":
-        if not segs:
-            return "get_multi" if "ids" in params else ("get_object" if "id" in params else "other")
-        if len(segs) == 1:
-            return "get_edge" if segs[0] == "requests" else "get_object"
-        if len(segs) == 2:
-            return "other" if segs[1] == "reachestimate" else "get_edge"
-    return "other"
 
 
 class Engine:
@@ -227,7 +78,6 @@ class Engine:
         self.notifications: list[dict[str, Any]] = []
         self.faults = FaultQueue()
         self.usage = UsageTracker()
-        self.null_rng = random.Random()
         self.active_sets: set[str] = set()
         self.runtime: dict[str, dict[str, Any]] = {}
         self.notifying: set[str] = set()
@@ -426,7 +276,8 @@ class Engine:
             generation = self.generation
             self.counters["http_calls"] += 1
             self.counters["calls_by_kind"][kind] += 1
-            fault = self.faults.take(method, url_path, f"{url_path}?{qs}" if qs else url_path, kind)
+            ordinal = self.faults.next_ordinal()
+            fault = self.faults.take(method, url_path, f"{url_path}?{qs}" if qs else url_path, kind, ordinal)
             latency = float(self.cfg["latency"]) + random.uniform(0, float(self.cfg["latency_jitter"]))
         if latency > 0:
             time.sleep(latency)
@@ -435,7 +286,10 @@ class Engine:
             if stale:
                 # Reset while this call slept: it must not create objects in the fresh world.
                 return HttpResult(0, {}, b"", drop=True)
+        call.ordinal = ordinal
         ftype = fault["type"] if fault else None
+        if ftype == "entry_error_after_commit":
+            call.entry_fault = fault
         batch_size = None
         entries = None
         if kind == "batch":
@@ -500,6 +354,13 @@ class Engine:
                 self.counters["faults_injected"]["drop"] += 1
             self._log(method, url_path, query, None, kind, ftype, started, batch_size, generation)
             return HttpResult(0, {}, b"", drop=True)
+        if ftype == "error_after_commit":
+            # The work is done and committed; the answer is replaced by a transient code 2 error.
+            with self.lock:
+                self.counters["faults_injected"]["error_after_commit"] += 1
+            resp = self.error_resp(call, server_error())
+        elif ftype is None and call.entry_faults:
+            ftype = "entry_error_after_commit"  # random entry faults mark the call they happened in
         self._log(method, url_path, query, resp.status, kind, ftype, started, batch_size, generation)
         if resp.body is None:
             body = b""
@@ -597,7 +458,6 @@ class Engine:
             self.runtime.clear()
             self.notifications.clear()
             self.notifying.clear()
-            self.null_rng = random.Random()
             self.generation += 1
             self.dirty = True
 
@@ -607,8 +467,6 @@ class Engine:
             self.cfg.update(values)
             if "random_faults" in values:
                 self.faults.set_random(values["random_faults"])
-                seed = (values["random_faults"] or {}).get("seed")
-                self.null_rng = random.Random(seed)
             return copy.deepcopy(self.cfg)
 
     def admin(self, method: str, sub: str, query: dict[str, str], raw: bytes) -> tuple[int, Any]:
