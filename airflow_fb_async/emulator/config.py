@@ -9,6 +9,7 @@ from .faults import validate_random_spec
 KINDS = (
     "batch",
     "async_batch_create",
+    "insights_start",
     "get_object",
     "get_multi",
     "get_edge",
@@ -28,6 +29,8 @@ FAULT_COUNTERS = (
     "short_batch",
     "error_after_commit",
     "entry_error_after_commit",
+    "job_failed",
+    "job_skipped",
 )
 THROTTLE_CODES = frozenset({4, 17, 32, 341, 613, *range(80000, 80015)})
 
@@ -49,6 +52,8 @@ def default_config(
         "random_faults": None,
         "code1_above": None,
         "async_hold_in_progress": False,
+        "insights_pace": 100.0,
+        "insights_fail_above_days": None,
     }
 
 
@@ -73,7 +78,7 @@ def validate_config(changes: dict[str, Any]) -> dict[str, Any]:
     for key, value in changes.items():
         if key not in known:
             raise ValueError(f"unknown config key {key!r}; known: {', '.join(sorted(known))}")
-        if key in ("latency", "latency_jitter", "async_pace"):
+        if key in ("latency", "latency_jitter", "async_pace", "insights_pace"):
             value = float(value)
             if value < 0:
                 raise ValueError(f"{key} must be >= 0")
@@ -95,6 +100,10 @@ def validate_config(changes: dict[str, Any]) -> dict[str, Any]:
                 raise ValueError("throttle_code must be a Graph throttling code (80004, 17, 613, ...)")
         elif key == "app_secret":
             value = None if value in (None, "") else str(value)
+        elif key == "insights_fail_above_days":
+            value = None if value is None else int(value)
+            if value is not None and value < 1:
+                raise ValueError("insights_fail_above_days must be >= 1 or null")
         elif key == "code1_above":
             value = None if value is None else int(value)
             if value is not None and value < 0:

@@ -232,6 +232,8 @@ def classify(method: str, path: str, params: dict[str, str]) -> str:
         if len(segs) == 2:
             if segs[1] == "async_batch_requests":
                 return "async_batch_create"
+            if segs[1] == "insights":
+                return "insights_start"
             return "upload" if segs[1] == "adimages" else "create"
         return "update" if len(segs) == 1 else "other"
     if method == "DELETE":

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qsl
 
-from . import async_sets, batch, graph_objects
+from . import async_sets, batch, graph_objects, insights
 from .config import default_config, fresh_counters, validate_config
 from .core import (
     ACT_RE,
@@ -79,6 +79,7 @@ class Engine:
         self.faults = FaultQueue()
         self.usage = UsageTracker()
         self.active_sets: set[str] = set()
+        self.active_reports: dict[str, float] = {}  # unfinished report run id -> last tick
         self.runtime: dict[str, dict[str, Any]] = {}
         self.notifying: set[str] = set()
         self.generation = 0
@@ -158,7 +159,10 @@ class Engine:
 
     def error_resp(self, call: Call, err: GraphError) -> Resp:
         with self.lock:
-            headers = self.usage.headers(self.accounts_of(call), self.cfg) if not call.internal else {}
+            accounts = self.accounts_of(call)
+            headers = (
+                {} if call.internal else self.usage.headers(accounts, self.cfg, insights.use_case(self, call))
+            )
         return Resp(err.status, err.body(), headers)
 
     def execute(self, call: Call) -> Resp:
@@ -179,7 +183,9 @@ class Engine:
                 traceback.print_exc(file=sys.stderr)
                 ierr = internal_error()
                 status, body = ierr.status, ierr.body()
-            headers = {} if call.internal else self.usage.headers(accounts, self.cfg)
+            headers = (
+                {} if call.internal else self.usage.headers(accounts, self.cfg, insights.use_case(self, call))
+            )
         if call.method == "GET" and status == 200:
             # Insertion order is deterministic, so the compact serialization is a stable ETag source.
             text = json.dumps(body, separators=(",", ":"))
@@ -455,6 +461,7 @@ class Engine:
             self.cfg = copy.deepcopy(self.initial_cfg)
             self.usage.reset()
             self.active_sets.clear()
+            self.active_reports.clear()
             self.runtime.clear()
             self.notifications.clear()
             self.notifying.clear()
@@ -556,6 +563,7 @@ class Engine:
                 for o in self.objects.values()
                 if o.get("_type") == "async_request_set" and not async_sets.is_completed(o)
             }
+            self.active_reports = dict.fromkeys(insights.unfinished(self.objects), time.monotonic())
 
     def resume_notifications(self) -> None:
         with self.lock:
@@ -564,7 +572,9 @@ class Engine:
                     async_sets.maybe_notify(self, o)
 
     def tick(self) -> None:
-        if not self.active_sets:
+        if not self.active_sets and not self.active_reports:
             return
         with self.lock:
-            async_sets.tick(self, time.monotonic())
+            now = time.monotonic()
+            async_sets.tick(self, now)
+            insights.tick(self, now)

@@ -24,7 +24,11 @@ FAULT_TYPES = (
     "short_batch",
     "error_after_commit",
     "entry_error_after_commit",
+    "job_failed",
+    "job_skipped",
 )
+#: Faults taken by the next report runs (``POST .../insights``), not by an HTTP call as such.
+JOB_FAULTS = frozenset({"job_failed", "job_skipped"})
 #: Per-call random faults, in the order their probability intervals are laid out on one draw.
 #: ``error_after_commit`` comes last and only applies to POST calls, so leaving it out for other
 #: methods does not move the others' intervals.
@@ -143,7 +147,7 @@ class FaultQueue:
     def take(self, method: str, path: str, full: str, kind: str, ordinal: int) -> dict[str, Any] | None:
         """The fault for this call: the first matching queued one, else the random draw."""
         for fault in self.queue:
-            if fault["method"] and fault["method"] != method:
+            if fault["type"] in JOB_FAULTS or (fault["method"] and fault["method"] != method):
                 continue
             rx = fault["_re"]
             if rx is not None and not (rx.search(path) or rx.search(full)):
@@ -166,6 +170,19 @@ class FaultQueue:
                 acc += float(spec.get(ftype, 0) or 0)
                 if draw < acc:
                     return {"type": ftype, "regain_minutes": 1}
+        return None
+
+    def take_job(self, path: str) -> str | None:
+        """The fate (``job_failed`` / ``job_skipped``) of a report run started on ``path``, if one is
+        queued for it (a top-level call or a batch entry alike); call with the engine lock held."""
+        for fault in self.queue:
+            rx = fault["_re"]
+            if fault["type"] not in JOB_FAULTS or (rx is not None and not rx.search(path)):
+                continue
+            fault["count"] -= 1
+            if fault["count"] <= 0:
+                self.queue.remove(fault)
+            return str(fault["type"])
         return None
 
     def random_entry_fault(self, ordinal: int, index: int, method: str) -> bool:

@@ -10,7 +10,7 @@ import re
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode
 
-from . import async_sets
+from . import async_sets, insights
 from .core import (
     ACT_RE,
     RESERVED_PARAMS,
@@ -48,11 +48,13 @@ NODE_NAMES = {
     "async_request_set": "AdAsyncRequestSet",
     "async_request": "AdAsyncRequest",
     "user": "User",
+    insights.RUN_TYPE: "AdReportRun",
 }
 DEFAULT_FIELDS = {
     "account": ["id", "account_id", "name"],
     "adimage": ["hash", "id"],
     "user": ["id", "name"],
+    insights.RUN_TYPE: insights.RUN_DEFAULT_FIELDS,
 }
 JSON_FIELDS = frozenset(
     {
@@ -258,17 +260,21 @@ def edge(eng: Engine, call: Call, obj: dict[str, Any], name: str) -> Any:
                 return upload_images(eng, call, acc)
             if name == "async_batch_requests":
                 return async_sets.create_set(eng, call, acc)
+            if name == "insights":
+                return insights.start_run(eng, call, obj)
         elif method == "GET":
             if name in EDGE_CHILD:
                 return paginate(eng, call, filter_children(eng, call, EDGE_CHILD[name], account_id=acc))
             if name == "insights":
-                return insights(eng, call, obj)
+                return insights.sync_report(eng, call, obj)
             if name == "reachestimate":
                 return reach_estimate(eng, call, acc)
             if name in ("asyncadrequestsets", "async_batch_requests"):
                 return async_sets.list_sets(eng, call, acc)
             if name in ("async_requests", "asyncadrequests"):
                 return async_sets.list_account_requests(eng, call, acc)
+    elif method == "POST" and otype in ("campaign", "adset", "ad") and name == "insights":
+        return insights.start_run(eng, call, obj)
     elif method == "GET":
         if otype == "campaign" and name in ("adsets", "ads"):
             return paginate(eng, call, filter_children(eng, call, EDGE_CHILD[name], campaign_id=obj["id"]))
@@ -277,7 +283,9 @@ def edge(eng: Engine, call: Call, obj: dict[str, Any], name: str) -> Any:
         if otype == "adset" and name == "asyncadrequests":
             return async_sets.list_adset_requests(eng, call, obj["id"])
         if otype in ("campaign", "adset", "ad") and name == "insights":
-            return insights(eng, call, obj)
+            return insights.sync_report(eng, call, obj)
+        if otype == insights.RUN_TYPE and name == "insights":
+            return insights.run_rows(eng, call, obj)
         if otype == "async_request_set" and name == "requests":
             return async_sets.list_requests(eng, call, obj)
         if otype == "ad" and name == "adcreatives":
@@ -458,7 +466,7 @@ def update(eng: Engine, call: Call, obj: dict[str, Any]) -> dict[str, Any]:
     otype = obj.get("_type")
     if otype == "async_request_set":
         return async_sets.update_set(eng, call, obj)
-    if otype in ("async_request", "user"):
+    if otype in ("async_request", "user", insights.RUN_TYPE):
         raise unknown_object(obj["id"], "post")
     if otype == "account":
         fields = _clean_fields(call.params, "ad account")
@@ -499,68 +507,7 @@ def delete(eng: Engine, obj: dict[str, Any]) -> dict[str, Any]:
     return {"success": True}
 
 
-# ---------------------------------------------------------------- insights / reach estimate
-
-
-def _stats(seed: str) -> dict[str, str]:
-    h = int(hashlib.sha1(seed.encode()).hexdigest()[:8], 16)
-    impressions = 1000 + h % 90000
-    clicks = impressions // (20 + h % 30)
-    spend = round(impressions * (0.002 + (h % 7) / 1000), 2)
-    return {
-        "impressions": str(impressions),
-        "clicks": str(clicks),
-        "spend": f"{spend:.2f}",
-        "reach": str(int(impressions * 0.8)),
-        "ctr": f"{clicks * 100 / impressions:.6f}",
-        "cpc": f"{spend / max(clicks, 1):.6f}",
-    }
-
-
-def insights(eng: Engine, call: Call, obj: dict[str, Any]) -> dict[str, Any]:
-    params = call.params
-    filtering = parse_json_param(params, "filtering")
-    if filtering is not None and not (
-        isinstance(filtering, list) and all(isinstance(f, dict) and "field" in f for f in filtering)
-    ):
-        raise bad_json("filtering", "expected a list of {field, operator, value}")
-    parse_json_param(params, "time_range")
-    otype = obj["_type"]
-    acc = obj["account_id"]
-    rows: list[dict[str, Any]] = []
-    date_start, date_stop = "2025-01-01", "2025-01-30"
-
-    def row(level_obj: dict[str, Any] | None, level: str) -> dict[str, Any]:
-        seed = level_obj["id"] if level_obj else f"act_{acc}"
-        r: dict[str, Any] = {"account_id": acc, **_stats(seed)}
-        if level_obj is not None:
-            r[f"{level}_id"] = level_obj["id"]
-            if level_obj.get("name"):
-                r[f"{level}_name"] = level_obj["name"]
-        r["date_start"], r["date_stop"] = date_start, date_stop
-        return r
-
-    if otype == "account" and filtering:
-        for flt in filtering:
-            fname = str(flt.get("field", ""))
-            level = fname.split(".")[0] if "." in fname else "ad"
-            values = flt.get("value") if isinstance(flt.get("value"), list) else [flt.get("value")]
-            for v in values:
-                target = eng.objects.get(str(v))
-                rows.append(row(target or {"id": str(v)}, level))
-    elif otype == "account":
-        level = params.get("level", "account")
-        if level in ("campaign", "adset", "ad"):
-            rows = [
-                row(o, level)
-                for o in eng.objects.values()
-                if o.get("_type") == level and o.get("account_id") == acc and o.get("status") != "DELETED"
-            ]
-        else:
-            rows = [row(None, "account")]
-    else:
-        rows = [row(obj, otype)]
-    return {"data": rows, "paging": {"cursors": {"before": encode_cursor(0), "after": encode_cursor(0)}}}
+# ---------------------------------------------------------------- reach estimate
 
 
 def reach_estimate(eng: Engine, call: Call, account_id: str) -> dict[str, Any]:

@@ -64,7 +64,10 @@ class UsageTracker:
         self._prune(self.app_calls, now, window)
         return True
 
-    def headers(self, accounts: list[str | None], cfg: dict[str, Any]) -> dict[str, str]:
+    def headers(
+        self, accounts: list[str | None], cfg: dict[str, Any], use_case: str = "ads_management"
+    ) -> dict[str, str]:
+        """The usage headers; ``use_case`` is the BUC ``type`` (``ads_insights`` for insights calls)."""
         now = time.monotonic()
         window = float(cfg["usage_window"])
         budget = max(int(cfg["usage_budget"]), 1)
@@ -84,7 +87,7 @@ class UsageTracker:
             if blocked > 0:
                 pct = 100
             buc.append(
-                f'{json.dumps(acc)}:[{{"type":"ads_management","call_count":{pct},"total_cputime":{pct},'
+                f'{json.dumps(acc)}:[{{"type":{json.dumps(use_case)},"call_count":{pct},"total_cputime":{pct},'
                 f'"total_time":{pct},"estimated_time_to_regain_access":{regain},'
                 f'"ads_api_access_tier":"{ACCESS_TIER}"}}]'
             )
