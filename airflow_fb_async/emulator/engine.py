@@ -322,7 +322,8 @@ class Engine:
                 for acc in accounts:
                     self.usage.block(acc, seconds)
                 err = throttle_error(int(self.cfg["throttle_code"]))
-                resp = Resp(400, err.body(), self.usage.headers(accounts, self.cfg))
+                headers = self.usage.headers(accounts, self.cfg, insights.use_case(self, call))
+                resp = Resp(400, err.body(), headers)
         elif ftype == "code1":
             with self.lock:
                 self.counters["faults_injected"]["code1"] += 1
