@@ -5,8 +5,10 @@ from __future__ import annotations
 import datetime as dt
 import json
 import time
+from pathlib import Path
 from typing import Any
 
+from airflow_fb_async.emulator import GraphEmulator
 from tests.emu_admin import EmulatorAdmin
 from tests.emulator.conftest import Graph, error_of
 
@@ -205,6 +207,17 @@ def test_bad_parameters_fail_before_any_run_is_created(graph: Graph, emu: Emulat
     assert emu.counters()["calls_by_kind"]["insights_start"] == len(bad)
 
 
+def test_a_throttled_insights_call_reports_the_ads_insights_use_case(
+    graph: Graph, emu: EmulatorAdmin
+) -> None:
+    emu.config(regain_unit_seconds=0.05)
+    emu.fault("throttle", count=1, path_regex=f"{ACT}/insights", regain_minutes=2)
+    resp = graph.get(f"{ACT}/insights")
+    assert error_of(resp)["code"] == 80004
+    (entry,) = json.loads(resp.headers["X-Business-Use-Case-Usage"])["4242"]
+    assert (entry["type"], entry["estimated_time_to_regain_access"]) == ("ads_insights", 2)
+
+
 def test_job_failed_and_job_skipped_faults_hit_the_next_runs(graph: Graph, emu: EmulatorAdmin) -> None:
     emu.config(insights_pace=500)
     emu.fault("job_failed", count=2, path_regex="act_4242/insights")
@@ -279,3 +292,17 @@ def test_insights_inside_a_standard_batch(graph: Graph, emu: EmulatorAdmin) -> N
         assert buc_types(headers) == {"ads_insights"}
     assert wait_run(graph, run_id)[0]["async_status"] == "Job Completed"
     assert graph.ok(graph.get(f"{run_id}/insights"))["data"][0]["campaign_id"] == camp
+
+
+def test_report_runs_survive_a_restart_with_a_state_file(tmp_path: Path) -> None:
+    state = tmp_path / "emu.json"
+    with GraphEmulator(port=0, tokens=["t"], state_file=str(state)) as first:
+        first.configure(insights_pace=0)
+        graph = Graph(first.url, token="t")
+        camp = campaigns(graph, 1, account="act_8")[0]
+        run_id = start(graph, "act_8", level="campaign", time_range=JAN)
+        assert graph.ok(graph.get(run_id))["async_status"] == "Job Not Started"
+    with GraphEmulator(port=0, tokens=["t"], state_file=str(state)) as second:  # default pace: it runs
+        graph = Graph(second.url, token="t")
+        assert wait_run(graph, run_id)[0]["async_status"] == "Job Completed"
+        assert [r["campaign_id"] for r in graph.ok(graph.get(f"{run_id}/insights"))["data"]] == [camp]
