@@ -264,8 +264,7 @@ def _subjects(eng: Engine, node: dict[str, Any], spec: ReportSpec) -> list[dict[
         if flevel == level and op in ("IN", "EQUAL") and ntype == "account":
             # Rows follow the filter's order; an id the emulator does not know is taken on trust.
             by_id = {o["id"]: o for o in objs}
-            known = {o["id"]: o for o in eng.objects.values()}
-            objs = [by_id.get(v) or known.get(v) or {"_type": level, "id": v} for v in values]
+            objs = [by_id.get(v) or {"_type": level, "id": v} for v in values]
         elif op in ("IN", "EQUAL"):
             objs = [o for o in objs if str(o.get(key)) in values]
         else:

@@ -30,7 +30,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterat
 from typing import TYPE_CHECKING, Any, Protocol
 
 from airflow_fb_async.exceptions import GraphAPIError, GraphInputError
-from airflow_fb_async.hooks._core import ad_account_path, encode_fields, fields_param, unique_ids
+from airflow_fb_async.hooks._core import ad_account_path, encode_fields, fields_param
 
 if TYPE_CHECKING:
     from airflow_fb_async.hooks.throttle import ThrottleState
@@ -116,20 +116,22 @@ def _names(key: str, value: Any) -> str:
     raise _bad(key, f"expected a non-empty list of names or a comma-separated string, got {value!r}")
 
 
-def _check_json(key: str, value: Any, where: str = "") -> None:
-    """Anything else must be JSON (nested dicts / lists / tuples of scalars)."""
+def _plain(key: str, value: Any, where: str = "") -> Any:
+    """Any other value as JSON data: dates as ISO strings, tuples as lists; anything else that is
+    not JSON (sets, bytes, objects) is a :class:`GraphInputError` naming the key and the type."""
     if isinstance(value, _JSON_SCALARS):
-        return
+        return value
+    if isinstance(value, dt.date):
+        return value.isoformat()
     if isinstance(value, Mapping):
+        out = {}
         for k, v in value.items():
             if not isinstance(k, str):
                 raise _bad(key, f"key {k!r}{where} must be a string, got {type(k).__name__}")
-            _check_json(key, v, f"{where}[{k!r}]")
-        return
+            out[k] = _plain(key, v, f"{where}[{k!r}]")
+        return out
     if isinstance(value, list | tuple):
-        for i, v in enumerate(value):
-            _check_json(key, v, f"{where}[{i}]")
-        return
+        return [_plain(key, v, f"{where}[{i}]") for i, v in enumerate(value)]
     raise _bad(key, f"value{where} of type {type(value).__name__} is not JSON ({value!r})")
 
 
@@ -169,9 +171,9 @@ def insights_params(params: Mapping[str, Any] | None) -> dict[str, str]:
                 isinstance(f, Mapping) and "field" in f for f in value
             ):
                 raise _bad(key, f"expected a list of {{'field', 'operator', 'value'}} dicts, got {value!r}")
-            _check_json(key, value)
+            value = _plain(key, value)
         else:
-            _check_json(key, value)
+            value = _plain(key, value)
         out[key] = value
     return encode_fields(out)
 
@@ -312,7 +314,12 @@ def _start_args(ad_account_id: Any, params: Mapping[str, Any] | None) -> tuple[s
 
 
 def _rows_path(report_run_id: Any) -> str:
-    return f"{unique_ids(report_run_id)[0]}/insights"
+    text = str(report_run_id).strip() if isinstance(report_run_id, str | int) else ""
+    if isinstance(report_run_id, bool) or not text or any(c in text for c in "/?&#, "):
+        raise GraphInputError(
+            f"report_run_id must be one report run id, got {type(report_run_id).__name__} {report_run_id!r}"
+        )
+    return f"{text}/insights"
 
 
 # A report run only reads data: starting one again after a lost answer leaves at most an unused

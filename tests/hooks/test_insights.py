@@ -20,6 +20,7 @@ from airflow_fb_async.hooks.insights import (
     JOB_FAILED_STATUSES,
     AsyncInsightsMixin,
     InsightsMixin,
+    insights_params,
     report_run_done,
 )
 from tests.emu_admin import EmulatorAdmin
@@ -215,3 +216,34 @@ def test_reads_of_a_throttled_accounts_runs_wait_for_its_block(graph_conn: Emula
     counters = graph_conn.counters()
     assert counters["throttled_calls"] == 0  # never sent into the block
     assert [c["status"] for c in graph_conn.calls() if c["kind"] == "get_multi"] == [200]
+
+
+@pytest.mark.parametrize("run_id", [["1", "2"], "", " ", "1/insights", "1,2", True, None])
+def test_a_bad_report_run_id_is_refused_before_any_call(graph_conn: EmulatorAdmin, run_id: Any) -> None:
+    with pytest.raises(GraphInputError, match="report_run_id must be one report run id"):
+        list(Hook().iter_report_rows(run_id))
+    assert graph_conn.http_calls() == 0
+
+
+def test_parameters_are_encoded_as_graph_reads_them() -> None:
+    encoded = insights_params(
+        {
+            "fields": ("ad_id", "impressions"),
+            "level": " AD ",
+            "time_range": {"since": dt.datetime(2025, 1, 1, 12), "until": dt.date(2025, 1, 31)},
+            "time_increment": 7,
+            "filtering": [{"field": "ad.id", "operator": "IN", "value": ("1", "2")}],
+            "time_ranges": [{"since": dt.date(2025, 2, 1), "until": "2025-02-02"}],
+            "use_unified_attribution_setting": True,
+            "breakdowns": None,
+        }
+    )
+    assert encoded == {
+        "fields": "ad_id,impressions",
+        "level": "ad",
+        "time_range": '{"since":"2025-01-01","until":"2025-01-31"}',
+        "time_increment": "7",
+        "filtering": '[{"field":"ad.id","operator":"IN","value":["1","2"]}]',
+        "time_ranges": '[{"since":"2025-02-01","until":"2025-02-02"}]',
+        "use_unified_attribution_setting": "true",
+    }
