@@ -17,8 +17,9 @@ Letters of ``st`` (the index is the position in the input list):
   references to it resolve from that body;
 - ``A`` ambiguous (504): never resent.
 
-Size: one byte per entry plus the JSON of each succeeded entry's code and body: about 40 bytes for
-a create answering ``{"id": "..."}``, so roughly 0.4 MB for 10,000 creates (measured by a test).
+Size: one byte per entry plus the JSON of each succeeded entry's code and body: about 42 bytes for
+a create answering ``{"id": "..."}`` (419 KB for 10,000 settled creates with ``json.dumps``
+defaults, 358 KB for 10,000 settled reads of ``{"id": "act_N"}``).
 
 The engine calls ``load()`` once at the start, ``save()`` before each HTTP call goes out (its
 entries marked ``F``) and after that call's outcome is merged. Calls of one batch may run on several
