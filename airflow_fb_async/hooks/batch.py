@@ -197,10 +197,10 @@ class BatchRunner:
             for chunk in chunks:
                 try:
                     outcomes, halt = self._run_chunk(chunk)
+                    need_retry |= self.ledger.merge(outcomes)
+                    self._report()
                 except BaseException as exc:
                     return need_retry, exc
-                need_retry |= self.ledger.merge(outcomes)
-                self._report()
                 if halt is not None:
                     return need_retry, halt
             return need_retry, None
@@ -214,12 +214,11 @@ class BatchRunner:
                     continue
                 try:
                     outcomes, halt = fut.result()
-                except BaseException as exc:
-                    halt = None
-                    stop = stop or exc
-                else:
                     need_retry |= self.ledger.merge(outcomes)
                     self._report()
+                except BaseException as exc:  # kept: raised once the calls in flight are merged
+                    halt = None
+                    stop = stop or exc
                 stop = stop or halt
             if stop is not None:
                 # Calls not yet started are not made; those in flight finish and are kept.
@@ -261,13 +260,16 @@ class BatchRunner:
                             delay,
                         )
                         time.sleep(delay)
+            if stop is None:
+                led.save()
+        except Exception as exc:  # a journal store, a progress callback... : stop with what we have
+            stop = exc
         finally:
             pool.shutdown(wait=True, cancel_futures=True)
         if stop is not None:
             if not isinstance(stop, Exception):
                 raise stop  # the process is going away (KeyboardInterrupt, SystemExit...)
             self._raise_stopped(stop)
-        led.save()
         return [self._output(i) for i in range(len(self.entries))]
 
     def _raise_stopped(self, cause: Exception) -> None:

@@ -217,3 +217,25 @@ def test_state_for_10000_entries_is_compact(graph_conn: EmulatorAdmin) -> None:
     # One letter per entry plus [code, body] of each: about 35 bytes per settled read here.
     assert len(journal.text) < 40 * n
     assert journal.saves == 2 * 200 + 1
+
+
+class BrokenStore:
+    """A journal whose store fails (an ordinary error, not a dying process)."""
+
+    def load(self) -> dict[str, Any] | None:
+        return None
+
+    def save(self, state: dict[str, Any]) -> None:
+        if "S" in state["st"]:
+            raise RuntimeError("task state store is down")
+
+
+def test_an_error_that_stops_the_batch_is_a_batch_error(graph_conn: EmulatorAdmin) -> None:
+    reqs = [create(f"c{i}") for i in range(60)]
+    with pytest.raises(GraphBatchError) as info:
+        GraphHook().batch(reqs, max_concurrency=1, journal=BrokenStore(), **FAST)
+    assert isinstance(info.value.cause, RuntimeError)
+    results = info.value.results
+    assert results is not None
+    assert [r is not None for r in results] == [True] * 50 + [False] * 10
+    assert len(graph_conn.objects("campaign")) == 50
