@@ -417,7 +417,10 @@ class GraphHook(_GraphHookBase):
         :param data: form fields of a POST; ``files``: multipart parts (bytes, file or tuple).
         :param etag: ``True``: conditional GET from the hook's ETag cache; a string: send that ETag.
             Either way the data is returned (the cached body on 304).
-        :param idempotent: safe to resend after a failure once sent (default: GET/DELETE yes, POST no).
+        :param idempotent: safe to resend after an uncertain outcome (no answer once sent, 5xx,
+            codes 1 / 2, ``is_transient``). Default :func:`~.retry.is_repeatable`: reads, DELETE
+            and an update ``POST <id>`` yes; a create ``POST <parent>/<edge>`` and the root
+            ``POST /`` no. When not, such an outcome raises :class:`GraphAmbiguousError`.
         :param raise_codes: Graph error codes raised at once, without retry.
         :param max_retries: overrides the connection's ``max_retries`` for this call.
         :param timeout: overrides the connection's ``timeout`` (seconds) for this call.
