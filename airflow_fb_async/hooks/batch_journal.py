@@ -127,11 +127,7 @@ def parse_state(
     return list(letters), out
 
 
-def build_state(fp: str, letters: Sequence[str], results: Mapping[int, Sequence[Any]]) -> dict[str, Any]:
-    """The JSON-serialisable state (a fresh dict: the journal may keep it)."""
-    return {
-        "v": STATE_VERSION,
-        "fp": fp,
-        "st": "".join(letters),
-        "res": {str(i): list(v) for i, v in results.items()},
-    }
+def build_state(fp: str, letters: Sequence[str], results: Mapping[str, list[Any]]) -> dict[str, Any]:
+    """The JSON-serialisable state (fresh containers: the journal may keep it; the ``[code, body]``
+    lists are never changed once stored)."""
+    return {"v": STATE_VERSION, "fp": fp, "st": "".join(letters), "res": dict(results)}

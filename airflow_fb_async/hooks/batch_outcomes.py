@@ -198,7 +198,7 @@ class BatchLedger:
         self.errors = 0
         self.restored = 0
         self._letters = [PENDING] * n
-        self._stored: dict[int, list[Any]] = {}
+        self._stored: dict[str, list[Any]] = {}  # str(index) -> [code, body] of succeeded entries
         self._fp = fingerprint(entries) if journal is not None else ""
         self._lock = threading.Lock()
 
@@ -256,7 +256,7 @@ class BatchLedger:
             if not failed:
                 self._letters[index] = SUCCEEDED
                 if self.journal is not None:
-                    self._stored[index] = [result.get("code"), result.get("body")]
+                    self._stored[str(index)] = [result.get("code"), result.get("body")]
             else:
                 self._letters[index] = AMBIGUOUS if is_ambiguous(result) else PENDING
 

@@ -203,7 +203,7 @@ def test_journal_of_other_requests_is_not_applied(
 
 def test_state_for_10000_entries_is_compact(graph_conn: EmulatorAdmin) -> None:
     n = 10_000
-    journal = JsonJournal()
+    journal = MemoryJournal()
     with GraphHook() as hook:
         results = hook.batch(
             [{"method": "GET", "relative_url": f"act_{i}?fields=id"} for i in range(n)],
@@ -211,12 +211,11 @@ def test_state_for_10000_entries_is_compact(graph_conn: EmulatorAdmin) -> None:
             **FAST,
         )
     assert len(results) == n
-    assert journal.text is not None
-    state = json.loads(journal.text)
-    assert state["st"] == "S" * n
-    # One letter per entry plus [code, body] of each: about 35 bytes per settled read here.
-    assert len(journal.text) < 40 * n
-    assert journal.saves == 2 * 200 + 1
+    assert journal.state is not None
+    assert journal.state["st"] == "S" * n
+    # One letter per entry plus [code, body] of each: about 36 bytes per settled read here.
+    assert len(json.dumps(journal.state)) < 40 * n
+    assert journal.saves == 2 * 200 + 1  # before and after each of the 200 calls, and at the end
 
 
 class BrokenStore:
@@ -239,3 +238,27 @@ def test_an_error_that_stops_the_batch_is_a_batch_error(graph_conn: EmulatorAdmi
     assert results is not None
     assert [r is not None for r in results] == [True] * 50 + [False] * 10
     assert len(graph_conn.objects("campaign")) == 50
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"v": 2},
+        {"st": "SX"},
+        {"st": "S"},
+        {"res": {}},  # a succeeded entry without its result
+        {"res": {"0": "garbage"}},
+        {"res": []},
+    ],
+)
+def test_damaged_state_is_not_applied(graph_conn: EmulatorAdmin, change: dict[str, Any]) -> None:
+    reqs = [create("a"), create("b")]
+    journal = MemoryJournal()
+    hook = GraphHook()
+    hook.batch(reqs, journal=journal, **FAST)
+    assert journal.state is not None
+    assert journal.state["st"] == "SS"
+    journal.state = {**journal.state, "st": "S.", **change}
+    hook.batch(reqs, journal=journal, **FAST)
+    assert batch_sizes(graph_conn) == [2, 2]  # started afresh: both sent again
+    assert campaign_names(graph_conn) == ["a", "a", "b", "b"]
