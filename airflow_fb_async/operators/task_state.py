@@ -10,9 +10,9 @@ task, map index) and keeps across tries.
 Layout of the store (``KEY`` = ``fb_batch_journal``)::
 
     KEY          {"v": 1, "requests": <sha256 of the rendered requests>, "bytes": n,
-                  "state": {...}}                            small state: inline, readable in the UI
-             or  {"v": 1, "requests": ..., "bytes": n, "parts": ["<digest>", ...]}
-    KEY.<digest> a slice of the base64 of the zlib-compressed state JSON (at most PART_CHARS)
+                  "state": {...small top-level values of the state, inline, readable in the UI...},
+                  "sections": {"<top-level key>": ["<digest>", ...], ...}}   (large values)
+    KEY.<digest> a slice (at most PART_CHARS) of the base64 of one large value's zlib-compressed JSON
 
 - **Requests hash.** The head names the rendered requests it belongs to; a try whose requests
   differ starts fresh (and says so in the log) instead of mapping old outcomes onto new requests.
@@ -48,6 +48,8 @@ KEY = "fb_batch_journal"
 FORMAT_VERSION = 1
 #: States whose compact JSON is at most this long are stored inline (readable in the UI).
 INLINE_MAX_CHARS = 32_000
+#: Above INLINE_MAX_CHARS, a top-level value whose JSON is longer than this becomes a section in parts.
+SECTION_INLINE_MAX_CHARS = 2_000
 #: Characters of base64 per part: the stored JSON string stays under 64 KiB.
 PART_CHARS = 48_000
 
@@ -105,11 +107,11 @@ class TaskStateJournal:
         self.log = logger or log
         self.key = key
         self.digest = requests_digest(requests)
-        self._parts: list[str] = []  # parts the stored head lists
+        self._parts: set[str] = set()  # parts the stored head lists
         self._lock = threading.Lock()
         #: Compact JSON length of the last state saved or loaded (for logs and benchmarks).
         self.state_chars = 0
-        #: Characters stored for that state (inline JSON, or base64 parts).
+        #: Characters stored for that state (head and parts).
         self.stored_chars = 0
 
     def _part_key(self, digest: str) -> str:
@@ -140,10 +142,16 @@ class TaskStateJournal:
                 )
                 self._delete(head)
                 return None
-            state = head.get("state") if "state" in head else self._read_parts(head.get("parts"))
+            state = head.get("state")
+            sections = head.get("sections")
             if not isinstance(state, dict):
                 raise self._damaged(f"state of type {type(state).__name__}")
-            self._parts = list(head.get("parts") or [])
+            if not isinstance(sections, Mapping):
+                raise self._damaged(f"sections of type {type(sections).__name__}")
+            state = dict(state)
+            for name, parts in sections.items():
+                state[name] = self._read_section(name, parts)
+                self._parts.update(parts)
             self.state_chars = int(head.get("bytes") or 0)
             self.log.info(
                 "Found the batch journal of an earlier try of this task (%d characters of state): "
@@ -152,54 +160,66 @@ class TaskStateJournal:
             )
             return state
 
-    def _read_parts(self, parts: Any) -> Any:
+    def _read_section(self, name: str, parts: Any) -> Any:
         if not isinstance(parts, list) or not parts or not all(isinstance(p, str) for p in parts):
-            raise self._damaged("head without state or parts")
+            raise self._damaged(f"section {name!r} without parts")
         chunks = []
         for digest in parts:
             chunk = self.store.get(self._part_key(digest))
             if not isinstance(chunk, str) or _part_digest(chunk) != digest:
-                raise self._damaged(f"part {digest} missing or altered")
+                raise self._damaged(f"part {digest} of section {name!r} missing or altered")
             chunks.append(chunk)
         try:
             return json.loads(zlib.decompress(base64.b64decode("".join(chunks), validate=True)))
         except (binascii.Error, zlib.error, ValueError) as err:
-            raise self._damaged(f"{type(err).__name__} while decoding the parts") from None
+            raise self._damaged(f"{type(err).__name__} while decoding section {name!r}") from None
 
     def save(self, state: Mapping[str, Any]) -> None:
-        """Store ``state`` for the next try: new parts first, then the head, then stale parts deleted."""
-        text = json.dumps(state, separators=(",", ":"))
-        head: dict[str, Any] = {"v": FORMAT_VERSION, "requests": self.digest, "bytes": len(text)}
+        """Store ``state`` for the next try: new parts first, then the head, then stale parts deleted.
+
+        Each top-level value of ``state`` whose JSON is longer than ``SECTION_INLINE_MAX_CHARS`` is a
+        section of its own, compressed and cut into parts: a value that only grows at its end
+        (results) keeps its earlier parts while a small value that changes everywhere (per-entry
+        status letters) costs only its own parts.
+        """
+        texts = {name: json.dumps(value, separators=(",", ":")) for name, value in state.items()}
+        total = sum(len(t) for t in texts.values())
+        inline = total <= INLINE_MAX_CHARS
+        head: dict[str, Any] = {"v": FORMAT_VERSION, "requests": self.digest, "bytes": total}
+        head["state"] = {
+            n: v for n, v in state.items() if inline or len(texts[n]) <= SECTION_INLINE_MAX_CHARS
+        }
+        head["sections"] = {}
         with self._lock:
-            if len(text) <= INLINE_MAX_CHARS:
-                parts: list[str] = []
-                head["state"] = state
-                stored = len(text)
-            else:
+            referenced: set[str] = set()
+            stored = 0
+            for name, text in texts.items():
+                if name in head["state"]:
+                    continue
                 blob = base64.b64encode(zlib.compress(text.encode("utf-8"), 6)).decode("ascii")
                 chunks = [blob[i : i + PART_CHARS] for i in range(0, len(blob), PART_CHARS)]
-                parts = [_part_digest(chunk) for chunk in chunks]
-                written = set(self._parts)
-                for digest, chunk in zip(parts, chunks, strict=True):
-                    if digest not in written:
+                digests = [_part_digest(chunk) for chunk in chunks]
+                for digest, chunk in zip(digests, chunks, strict=True):
+                    if digest not in self._parts and digest not in referenced:
                         self.store.set(self._part_key(digest), chunk)
-                        written.add(digest)
-                head["parts"] = parts
-                stored = len(blob)
+                    referenced.add(digest)
+                head["sections"][name] = digests
+                stored += len(blob)
             self.store.set(self.key, head)
-            for digest in set(self._parts) - set(parts):
+            for digest in self._parts - referenced:
                 self.store.delete(self._part_key(digest))
-            self._parts = parts
-            self.state_chars = len(text)
-            self.stored_chars = stored
+            self._parts = referenced
+            self.state_chars = total
+            self.stored_chars = stored + len(json.dumps(head, separators=(",", ":")))
 
     def _delete(self, head: Mapping[str, Any]) -> None:
-        parts = head.get("parts")
         self.store.delete(self.key)
-        for digest in parts if isinstance(parts, list) else ():
-            if isinstance(digest, str):
-                self.store.delete(self._part_key(digest))
-        self._parts = []
+        sections = head.get("sections")
+        for parts in sections.values() if isinstance(sections, Mapping) else ():
+            for digest in parts if isinstance(parts, list) else ():
+                if isinstance(digest, str):
+                    self.store.delete(self._part_key(digest))
+        self._parts = set()
 
 
 def journal_from_context(

@@ -51,11 +51,13 @@ class DictStore:
 
 
 def big_state(n: int, settled: int) -> dict[str, Any]:
-    """A state that grows at its end, like the engine's as calls settle."""
+    """A state shaped like the engine's: a status letter per entry, results growing at the end."""
     digest = hashlib.sha256
     return {
-        "entries": [[i, 200, {"id": digest(str(i).encode()).hexdigest()}] for i in range(settled)],
-        "n": n,
+        "v": 1,
+        "fp": "f" * 32,
+        "st": "S" * settled + "." * (n - settled),
+        "res": {str(i): [200, {"id": digest(str(i).encode()).hexdigest()}] for i in range(settled)},
     }
 
 
@@ -72,6 +74,7 @@ def test_small_state_is_stored_inline_and_loaded_back() -> None:
     TaskStateJournal(store, REQUESTS).save({"calls": [1, 2], "done": {"0": [200, {"id": "1"}]}})
     assert set(store.values) == {KEY}
     assert store.values[KEY]["state"]["calls"] == [1, 2]
+    assert store.values[KEY]["sections"] == {}
     assert TaskStateJournal(store, REQUESTS).load() == {"calls": [1, 2], "done": {"0": [200, {"id": "1"}]}}
 
 
@@ -97,9 +100,12 @@ def test_large_state_goes_in_parts_under_the_size_limit_and_round_trips() -> Non
     journal.save(state)
     assert journal.state_chars > INLINE_MAX_CHARS
     head = store.values[KEY]
-    assert "state" not in head
-    assert head["parts"]
-    assert all(len(store.values[f"{KEY}.{p}"]) <= PART_CHARS for p in head["parts"])
+    assert head["state"] == {"v": 1, "fp": "f" * 32}  # small values stay readable in the head
+    assert set(head["sections"]) == {"st", "res"}
+    assert len(head["sections"]["res"]) > 1
+    parts = [p for digests in head["sections"].values() for p in digests]
+    assert set(store.values) == {KEY} | {f"{KEY}.{p}" for p in parts}
+    assert all(len(store.values[f"{KEY}.{p}"]) <= PART_CHARS for p in parts)
     assert TaskStateJournal(store, REQUESTS).load() == state
 
 
@@ -107,18 +113,20 @@ def test_growing_state_rewrites_only_the_parts_that_changed() -> None:
     store = DictStore()
     journal = TaskStateJournal(store, REQUESTS)
     journal.save(big_state(10_000, 9_000))
-    first_parts = list(store.values[KEY]["parts"])
-    assert len(first_parts) >= 3
+    first = store.values[KEY]["sections"]["res"]
+    assert len(first) >= 3
     store.sets.clear()
     journal.save(big_state(10_000, 9_050))
-    new_parts = store.values[KEY]["parts"]
-    # The head and the changed tail part(s) only, not every part again.
+    sections = store.values[KEY]["sections"]
+    # The status letters' part, the results' changed tail part(s) and the head: not every part again.
     assert store.sets[-1] == KEY
-    assert 1 < len(store.sets) < len(new_parts) + 1
-    assert set(first_parts) & set(new_parts)
+    assert f"{KEY}.{sections['st'][0]}" in store.sets
+    assert len(store.sets) <= 4 < len(sections["res"]) + 2
+    assert first[0] == sections["res"][0]
     # Parts the head no longer lists are gone; those it lists are there.
-    part_keys = {k for k in store.values if k != KEY}
-    assert part_keys == {f"{KEY}.{p}" for p in new_parts}
+    listed = {f"{KEY}.{p}" for digests in sections.values() for p in digests}
+    assert {k for k in store.values if k != KEY} == listed
+    assert TaskStateJournal(store, REQUESTS).load() == big_state(10_000, 9_050)
 
 
 def test_a_save_that_fails_midway_leaves_the_previous_state_readable() -> None:
