@@ -65,12 +65,14 @@ from airflow_fb_async.hooks._core import (
     unique_ids,
     update_set_data,
 )
+from airflow_fb_async.hooks.batch import run_batch
 
 if TYPE_CHECKING:
     from types import TracebackType
 
     from airflow.sdk import Connection
 
+    from airflow_fb_async.hooks.batch_journal import BatchJournal
     from airflow_fb_async.hooks.throttle import ThrottleState
 
 __all__ = ["GraphAsyncHook", "GraphHook"]
@@ -450,9 +452,16 @@ class GraphHook(_GraphHookBase):
         return self.request("GET", path, params=params, etag=etag)
 
     def post(
-        self, path: str, data: Mapping[str, Any] | str | None = None, files: Mapping[str, Any] | None = None
+        self,
+        path: str,
+        data: Mapping[str, Any] | str | None = None,
+        files: Mapping[str, Any] | None = None,
+        idempotent: bool | None = None,
     ) -> Any:
-        return self.request("POST", path, data=data, files=files)
+        """``POST path``. ``idempotent`` (default: an update ``POST <id>`` yes, a create on an edge
+        no) says whether it may be resent after an uncertain outcome; when not, such an outcome
+        raises :class:`GraphAmbiguousError` instead."""
+        return self.request("POST", path, data=data, files=files, idempotent=idempotent)
 
     def delete(self, path: str, params: Mapping[str, Any] | None = None) -> Any:
         return self.request("DELETE", path, params=params)
@@ -474,17 +483,23 @@ class GraphHook(_GraphHookBase):
         include_headers: bool = True,
         files: Mapping[str, Any] | None = None,
         max_concurrency: int = 4,
+        *,
+        journal: BatchJournal | None = None,
         **options: Any,
     ) -> list[dict[str, Any]]:
-        """Standard batch of any size; one ``{"code", "headers", "body"}`` per request, in order."""
-        from airflow_fb_async.hooks.batch import run_batch
+        """Standard batch of any size; one ``{"code", "headers", "body"}`` per request, in order.
 
+        ``journal`` (``load()`` / ``save(state)``) keeps the run's state so that a later try sends
+        only what is not settled; see :mod:`airflow_fb_async.hooks.batch_journal`. Raises
+        :class:`GraphBatchError` (with ``results`` and ``cause``) when the batch cannot go on.
+        """
         return run_batch(
             self,
             requests,
             include_headers=include_headers,
             files=files,
             max_concurrency=max_concurrency,
+            journal=journal,
             **options,
         )
 
@@ -761,9 +776,14 @@ class GraphAsyncHook(_GraphHookBase):
         return await self.request("GET", path, params=params, etag=etag)
 
     async def post(
-        self, path: str, data: Mapping[str, Any] | str | None = None, files: Mapping[str, Any] | None = None
+        self,
+        path: str,
+        data: Mapping[str, Any] | str | None = None,
+        files: Mapping[str, Any] | None = None,
+        idempotent: bool | None = None,
     ) -> Any:
-        return await self.request("POST", path, data=data, files=files)
+        """Async twin of :meth:`GraphHook.post`."""
+        return await self.request("POST", path, data=data, files=files, idempotent=idempotent)
 
     async def delete(self, path: str, params: Mapping[str, Any] | None = None) -> Any:
         return await self.request("DELETE", path, params=params)
