@@ -60,6 +60,12 @@ class BatchJournalError(FacebookGraphError, AirflowFailException):
     """The journal an earlier try left is unreadable: refuse to guess what it already sent."""
 
 
+class InfoLogger(Protocol):
+    """What the journal logs through: a stdlib logger or the task's ``self.log``."""
+
+    def info(self, msg: str, /, *args: Any) -> Any: ...
+
+
 class TaskStateStore(Protocol):
     """The part of Airflow 3.3's ``TaskStateStoreAccessor`` the journal uses."""
 
@@ -101,10 +107,10 @@ class TaskStateJournal:
         requests: Sequence[Any],
         *,
         key: str = KEY,
-        logger: logging.Logger | logging.LoggerAdapter[Any] | None = None,
+        logger: InfoLogger | None = None,
     ) -> None:
         self.store = store
-        self.log = logger or log
+        self.log: InfoLogger = logger or log
         self.key = key
         self.digest = requests_digest(requests)
         self._parts: set[str] = set()  # parts the stored head lists
@@ -223,7 +229,7 @@ class TaskStateJournal:
 
 
 def journal_from_context(
-    context: Mapping[str, Any], requests: Sequence[Any], logger: logging.Logger | logging.LoggerAdapter[Any]
+    context: Mapping[str, Any], requests: Sequence[Any], logger: InfoLogger
 ) -> TaskStateJournal | None:
     """The journal of this task instance, or None (with an INFO line) when Airflow has no state store.
 
