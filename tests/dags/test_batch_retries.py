@@ -82,18 +82,40 @@ class DiesAfterFirstCall(GraphBatchOperator):
         return _DyingJournal(journal, die_at=2)
 
 
-# Two creates, an update and a read of an existing campaign (its id in dag_run.conf) in one call.
+CAMPAIGN = "{{ dag_run.conf['campaign_id'] }}"
+# Two creates, an update and a read of an existing campaign (its id in dag_run.conf), in one call.
+MIXED = [
+    campaign("act_504504", "new1"),
+    campaign("act_504504", "new2"),
+    {"method": "POST", "relative_url": CAMPAIGN, "body": {"name": "renamed"}},
+    {"method": "GET", "relative_url": f"{CAMPAIGN}?fields=name"},
+]
+
 with DAG(dag_id="test_batch_retry_in_flight", schedule=None, start_date=START, catchup=False, tags=["test"]):
-    CAMPAIGN = "{{ dag_run.conf['campaign_id'] }}"
     DiesAfterFirstCall(
         task_id="batch",
-        requests=[
-            campaign("act_504504", "new1"),
-            campaign("act_504504", "new2"),
-            {"method": "POST", "relative_url": CAMPAIGN, "body": {"name": "renamed"}},
-            {"method": "GET", "relative_url": f"{CAMPAIGN}?fields=name"},
-        ],
+        requests=MIXED,
         fail_on_error=False,
+        batch_options=OPTS,
+        retries=1,
+        retry_delay=timedelta(0),
+    )
+
+# The same mixed call, answered 500 after Graph did the work (the tests queue the fault): the
+# creates end 504, so every try fails; a retry sends nothing (504 and settled entries stay).
+with DAG(dag_id="test_batch_retry_ambiguous", schedule=None, start_date=START, catchup=False, tags=["test"]):
+    GraphBatchOperator(
+        task_id="batch", requests=MIXED, batch_options=OPTS, retries=1, retry_delay=timedelta(0)
+    )
+
+# Requests that render differently on each try: the retry starts afresh (and logs so).
+with DAG(dag_id="test_batch_retry_changed", schedule=None, start_date=START, catchup=False, tags=["test"]):
+    GraphBatchOperator(
+        task_id="batch",
+        requests=[
+            campaign("act_777001", "try{{ ti.try_number }}"),
+            campaign("act_777001", "bad", objective=None),
+        ],
         batch_options=OPTS,
         retries=1,
         retry_delay=timedelta(0),

@@ -145,3 +145,30 @@ def test_a_try_killed_with_entries_in_flight_resends_reads_and_updates_not_creat
     assert [r["code"] for r in results] == [504, 504, 200, 200]
     assert results[0]["body"]["error"]["type"] == "BatchEntryAmbiguous"
     assert results[3]["body"] == {"name": "renamed", "id": existing["id"]}
+
+
+def test_entries_ambiguous_in_one_try_are_not_resent_by_the_next(graph_conn: EmulatorAdmin) -> None:
+    from airflow_fb_async.hooks.graph import GraphHook
+
+    existing = GraphHook().post("act_504504/campaigns", data={"name": "old", "objective": "OUTCOME_TRAFFIC"})
+    graph_conn.fault("error_after_commit", method="POST", path_regex=r"^/(v[0-9.]+/?)?$")
+    run = run_dag("test_batch_retry_ambiguous", campaign_id=existing["id"])
+    assert run.state == "failed"
+    assert task_instance(run).try_number == 2
+    # Try 1: the call did its work, answered 500; the update and the read were resent, the creates
+    # became 504. Try 2 had nothing to send.
+    assert batch_sizes(graph_conn) == [(500, 4), (200, 2)]
+    assert sorted(c["name"] for c in graph_conn.objects("campaign")) == ["new1", "new2", "renamed"]
+    results = xcom(run)
+    assert [r["code"] for r in results] == [504, 504, 200, 200]
+
+
+def test_requests_rendered_differently_on_the_retry_start_afresh(
+    graph_conn: EmulatorAdmin, capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture
+) -> None:
+    run = run_dag("test_batch_retry_changed")
+    assert run.state == "failed"
+    assert sorted(c["name"] for c in graph_conn.objects("campaign")) == ["try1", "try2"]
+    assert batch_sizes(graph_conn) == [(200, 2), (200, 2)]
+    logs = capsys.readouterr().out + caplog.text
+    assert "The rendered requests differ from those of an earlier try of this task: starting" in logs
