@@ -149,11 +149,13 @@ class GraphBatchOperator(BaseOperator):
         """Where the batch records what it sent and what came back, for a later try of this task."""
         return journal_from_context(context, requests, self.log)
 
-    def _push_results(self, context: Context, results: Sequence[Any]) -> None:
+    def _push_results(self, context: Context, results: Sequence[Any]) -> bool:
         """Push ``results`` as this try's ``return_value`` before failing, so what ran is visible."""
         ti = context.get("ti")
-        if ti is not None:
-            ti.xcom_push(key="return_value", value=list(results))
+        if ti is None:
+            return False
+        ti.xcom_push(key="return_value", value=list(results))
+        return True
 
     def execute(self, context: Context) -> list[dict[str, Any]]:
         requests = parse_rendered_list(self.requests)
@@ -208,7 +210,7 @@ class GraphBatchOperator(BaseOperator):
     ) -> GraphBatchError:
         """The task's error for a batch that could not go on, after pushing the results it has."""
         results = list(err.results or [])
-        self._push_results(context, results)
+        where = "this try's XCom return_value" if self._push_results(context, results) else "on this error"
         settled = sum(result is not None for result in results)
         failures = batch_failures(requests, results)
         retry = (
@@ -220,7 +222,7 @@ class GraphBatchOperator(BaseOperator):
             f"The batch stopped with {settled} of {len(results)} entries settled "
             f"({len(results) - settled} not sent or not done): "
             f"{err.cause if err.cause is not None else err}. "
-            f"The results so far are this try's XCom return_value (None for those not settled); {retry}."
+            f"The results so far are {where} (None for those not settled); {retry}."
         )
         if failures:
             text += f"\n{len(failures)} settled entries failed:\n" + failure_lines(failures)

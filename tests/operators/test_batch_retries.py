@@ -172,3 +172,30 @@ def test_requests_rendered_differently_on_the_retry_start_afresh(
     assert batch_sizes(graph_conn) == [(200, 2), (200, 2)]
     logs = capsys.readouterr().out + caplog.text
     assert "The rendered requests differ from those of an earlier try of this task: starting" in logs
+
+
+def test_a_stopped_batch_outside_a_task_keeps_its_results_on_the_error(
+    graph_conn: EmulatorAdmin, emulator: GraphEmulator
+) -> None:
+    from airflow_fb_async.exceptions import GraphAuthError, GraphBatchError
+    from airflow_fb_async.operators.batch import GraphBatchOperator
+
+    requests = [
+        {"method": "POST", "relative_url": "act_5/campaigns", "body": {"name": f"c{i}", "objective": "X"}}
+        for i in range(150)
+    ]
+    op = GraphBatchOperator(
+        task_id="b", requests=requests, max_concurrency=1, batch_options={"round_backoff": 0}
+    )
+    with token_rejected_on_call(emulator, 3), pytest.raises(GraphBatchError) as info:
+        op.execute({})
+    err = info.value
+    assert [r and r["code"] for r in err.results or []] == [200] * 100 + [None] * 50
+    assert isinstance(err.cause, GraphAuthError)
+    assert err.cause.code == 190
+    text = str(err)
+    assert "The batch stopped with 100 of 150 entries settled (50 not sent or not done)" in text
+    assert "The results so far are on this error" in text
+    assert "without a task state store a retry sends the whole batch again" in text
+    assert TEST_TOKEN not in text
+    assert len(graph_conn.objects("campaign")) == 100
