@@ -1,7 +1,7 @@
 """The standard batch's journal kept in Airflow's task state store, so a retry resumes the batch.
 
 :class:`GraphBatchOperator` hands the batch engine a journal (``load()`` / ``save(state)``, the
-``BatchJournal`` protocol of :mod:`airflow_fb_async.hooks.batch`). The engine records each call
+``BatchJournal`` protocol of :mod:`airflow_fb_async.hooks.batch_journal`). The engine records each call
 before it goes out and each outcome after it; a later try of the same task instance loads that
 state and sends only what is not settled. This module stores the engine's state in
 ``context["task_state_store"]`` (Airflow 3.3+), which Airflow scopes to the task instance (dag run,
@@ -19,9 +19,11 @@ Layout of the store (``KEY`` = ``fb_batch_journal``)::
 - **Atomic switch.** Parts are content-addressed and written before the head that lists them;
   parts the new head no longer lists are deleted after it. A crash at any point leaves a head whose
   parts exist: a later try reads the old state or the new one, never a mix.
-- **Small writes.** Only parts whose content changed are written (the engine's state grows mostly
-  at its end, so the compressed prefix, and the parts holding it, stay the same); every value stays
-  under Airflow's ``[state_store] max_value_storage_bytes`` default (64 KiB).
+- **Small writes.** Each large top-level value is a section of its own and only parts whose
+  content changed are written: the engine's per-entry status letters (one small part) change on
+  every save, its results grow at their end (the compressed prefix, and the parts holding it, stay
+  the same). Every value stays under Airflow's ``[state_store] max_value_storage_bytes`` default
+  (64 KiB). Measured by ``benchmarks/batch_journal.py``: 10,000 creates leave ~73 KB in 4 keys.
 - **Loud on damage.** A head or part that cannot be read fails the task
   (:class:`BatchJournalError`, no retries): guessing could send a create twice.
 """
