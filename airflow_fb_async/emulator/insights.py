@@ -22,6 +22,7 @@ from __future__ import annotations
 import calendar
 import datetime as dt
 import hashlib
+import json
 import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -345,7 +346,11 @@ def start_run(eng: Engine, call: Call, node: dict[str, Any]) -> dict[str, Any]:
         "date_start": spec.since.isoformat(),
         "date_stop": spec.until.isoformat(),
         "_node": node["id"],
-        "_params": {k: v for k, v in call.params.items() if k not in NOT_REPORT_PARAMS},
+        # The range is fixed when the run starts: a date_preset does not move if it ends after midnight.
+        "_params": {
+            **{k: v for k, v in call.params.items() if k not in NOT_REPORT_PARAMS | {"date_preset"}},
+            "time_range": json.dumps({"since": spec.since.isoformat(), "until": spec.until.isoformat()}),
+        },
         "_fate": fate,
         "_progress": 0.0,
     }
