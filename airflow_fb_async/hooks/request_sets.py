@@ -237,7 +237,7 @@ def validate_requests(requests: Any) -> tuple[list[dict[str, str]], list[list[in
                 name=req_name,
             )
         relative_url = request["relative_url"]
-        encoded = encode_body(body)
+        encoded = encode_body(body, index=index, name=req_name)
         mine: list[int] = []
         for ref in find_references(relative_url, encoded):
             if ref == req_name:
