@@ -7,7 +7,8 @@ from typing import TYPE_CHECKING, Any
 
 from . import lenient_json
 from .core import Call, Resp, parse_bool, parse_form, split_relative_url
-from .errors import GraphError, bad_token, code1_error, param_error
+from .errors import GraphError, bad_token, code1_error, param_error, server_error
+from .faults import entry_chosen
 from .refs import RefError, referenced_names, substitute
 
 if TYPE_CHECKING:
@@ -72,11 +73,24 @@ def _entry_text(e: dict[str, Any]) -> str:
     return unquote(str(e.get("relative_url", ""))) + " " + unquote(body_text)
 
 
+def depends_on_names(e: dict[str, Any]) -> list[str]:
+    """The names in an entry's ``depends_on``: one name (Graph's documented form) or a list of names."""
+    dep = e.get("depends_on")
+    if dep is None or dep == "":
+        return []
+    if isinstance(dep, str):
+        return [dep]
+    if isinstance(dep, list) and all(isinstance(d, str) for d in dep):
+        return [d for d in dep if d]
+    raise RefError(f"depends_on must be a request name or a list of names, not {json.dumps(dep)}")
+
+
 def _depends(e: dict[str, Any]) -> list[str]:
     names = referenced_names(_entry_text(e))
-    dep = e.get("depends_on")
-    if isinstance(dep, str) and dep:
-        names.append(dep)
+    try:
+        names.extend(depends_on_names(e))
+    except RefError:
+        pass  # reported when the entry runs
     return names
 
 
@@ -119,22 +133,27 @@ def run(eng: Engine, top: Call, entries: list[dict[str, Any]] | None = None) -> 
     outcomes: dict[str, Resp | None] = {}
     out: list[Any] = []
     accounts: list[str | None] = []
-    for e in entries:
+    for index, e in enumerate(entries):
         name = e.get("name") if isinstance(e.get("name"), str) else None
-        if null_fraction > 0:
+        if eng.faults.null_entry(top.ordinal, index, null_fraction):
             with eng.lock:
-                drop = eng.null_rng.random() < null_fraction
-                if drop:
-                    eng.counters["faults_injected"]["null"] += 1
-            if drop:
-                out.append(None)
-                if name:
-                    outcomes[name] = None
-                continue
+                eng.counters["faults_injected"]["null"] += 1
+            out.append(None)
+            if name:
+                outcomes[name] = None
+            continue
         resp, call = _run_entry(eng, top, e, outcomes)
         accounts.extend(a for a in eng.accounts_of(call) if a not in accounts)
         if name:
-            outcomes[name] = resp
+            outcomes[name] = resp  # dependents see the real outcome, even if its answer is lost below
+        if entry_chosen(top.entry_fault, index, f"{call.method} {e['relative_url']}") or (
+            eng.faults.random_entry_fault(top.ordinal, index, call.method)
+        ):
+            # Committed; the answer is replaced by a transient code 2 error (same headers).
+            with eng.lock:
+                eng.counters["faults_injected"]["entry_error_after_commit"] += 1
+            top.entry_faults += 1
+            resp = Resp(500, server_error().body(), resp.headers)
         omit = e.get("omit_response_on_success")
         omit = (
             (name in referenced)
@@ -171,8 +190,7 @@ def _run_entry(
         return resp.body
 
     try:
-        dep = e.get("depends_on")
-        if isinstance(dep, str) and dep:
+        for dep in depends_on_names(e):
             lookup(dep)
         call = entry_call(top, e, lookup)
     except RefError as exc:

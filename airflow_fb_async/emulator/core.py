@@ -47,6 +47,9 @@ class Call:
     internal: bool = False  # async request processing: no auth, no throttling
     empty_page: bool = False
     accounts: list[str | None] | None = None  # cache of Engine.accounts_of
+    ordinal: int = 0  # position among the non-admin HTTP calls (seeds this call's random faults)
+    entry_fault: dict[str, Any] | None = None  # a queued entry_error_after_commit taken by this batch
+    entry_faults: int = 0  # batch entries whose answer an entry fault replaced
 
     @property
     def segs(self) -> list[str]:

@@ -38,7 +38,7 @@ from .errors import (
     server_error,
     throttle_error,
 )
-from .faults import FaultQueue
+from .faults import FaultQueue, validate_random_spec
 from .refs import RefError
 from .throttle import UsageTracker
 
@@ -55,7 +55,17 @@ KINDS = (
     "upload",
     "other",
 )
-FAULT_COUNTERS = ("500", "throttle", "drop", "null", "code1", "empty_page", "short_batch")
+FAULT_COUNTERS = (
+    "500",
+    "throttle",
+    "drop",
+    "null",
+    "code1",
+    "empty_page",
+    "short_batch",
+    "error_after_commit",
+    "entry_error_after_commit",
+)
 THROTTLE_CODES = frozenset({4, 17, 32, 341, 613, *range(80000, 80015)})
 APPSECRET_MAX_AGE = 300
 
@@ -135,18 +145,7 @@ def validate_config(changes: dict[str, Any]) -> dict[str, Any]:
             if value is not None and value < 0:
                 raise ValueError("code1_above must be >= 0 or null")
         elif key == "random_faults":
-            if value in (None, {}):
-                value = None
-            else:
-                if not isinstance(value, dict):
-                    raise ValueError("random_faults must be an object")
-                bad = set(value) - {"500", "drop_after_commit", "throttle", "seed"}
-                if bad:
-                    raise ValueError(f"random_faults: unknown keys {sorted(bad)}")
-                probs = [float(v) for k, v in value.items() if k != "seed"]
-                if any(p < 0 or p > 1 for p in probs) or sum(probs) > 1:
-                    raise ValueError("random_faults probabilities must be within 0..1 and sum to <= 1")
-                value = dict(value)
+            value = validate_random_spec(value)
         out[key] = value
     return out
 
@@ -227,7 +226,6 @@ class Engine:
         self.notifications: list[dict[str, Any]] = []
         self.faults = FaultQueue()
         self.usage = UsageTracker()
-        self.null_rng = random.Random()
         self.active_sets: set[str] = set()
         self.runtime: dict[str, dict[str, Any]] = {}
         self.notifying: set[str] = set()
@@ -426,7 +424,8 @@ class Engine:
             generation = self.generation
             self.counters["http_calls"] += 1
             self.counters["calls_by_kind"][kind] += 1
-            fault = self.faults.take(method, url_path, f"{url_path}?{qs}" if qs else url_path, kind)
+            ordinal = self.faults.next_ordinal()
+            fault = self.faults.take(method, url_path, f"{url_path}?{qs}" if qs else url_path, kind, ordinal)
             latency = float(self.cfg["latency"]) + random.uniform(0, float(self.cfg["latency_jitter"]))
         if latency > 0:
             time.sleep(latency)
@@ -435,7 +434,10 @@ class Engine:
             if stale:
                 # Reset while this call slept: it must not create objects in the fresh world.
                 return HttpResult(0, {}, b"", drop=True)
+        call.ordinal = ordinal
         ftype = fault["type"] if fault else None
+        if ftype == "entry_error_after_commit":
+            call.entry_fault = fault
         batch_size = None
         entries = None
         if kind == "batch":
@@ -500,6 +502,13 @@ class Engine:
                 self.counters["faults_injected"]["drop"] += 1
             self._log(method, url_path, query, None, kind, ftype, started, batch_size, generation)
             return HttpResult(0, {}, b"", drop=True)
+        if ftype == "error_after_commit":
+            # The work is done and committed; the answer is replaced by a transient code 2 error.
+            with self.lock:
+                self.counters["faults_injected"]["error_after_commit"] += 1
+            resp = self.error_resp(call, server_error())
+        elif ftype is None and call.entry_faults:
+            ftype = "entry_error_after_commit"  # random entry faults mark the call they happened in
         self._log(method, url_path, query, resp.status, kind, ftype, started, batch_size, generation)
         if resp.body is None:
             body = b""
@@ -597,7 +606,6 @@ class Engine:
             self.runtime.clear()
             self.notifications.clear()
             self.notifying.clear()
-            self.null_rng = random.Random()
             self.generation += 1
             self.dirty = True
 
@@ -607,8 +615,6 @@ class Engine:
             self.cfg.update(values)
             if "random_faults" in values:
                 self.faults.set_random(values["random_faults"])
-                seed = (values["random_faults"] or {}).get("seed")
-                self.null_rng = random.Random(seed)
             return copy.deepcopy(self.cfg)
 
     def admin(self, method: str, sub: str, query: dict[str, str], raw: bytes) -> tuple[int, Any]:

@@ -258,3 +258,60 @@ def test_code1_above(graph: Graph, emu: EmulatorAdmin) -> None:
     assert graph.batch(entries[:3]).status_code == 200
     assert emu.counters()["objects_created"] == 3
     assert emu.counters()["faults_injected"]["code1"] == 1
+
+
+def test_depends_on_a_list_of_names(graph: Graph, emu: EmulatorAdmin) -> None:
+    """Every listed dependency must have succeeded; one failed one fails the entry as a single name does."""
+    resp = graph.batch(
+        [
+            {"method": "POST", "name": "a", "relative_url": "act_3/campaigns", "body": "name=a&objective=X"},
+            {"method": "POST", "name": "b", "relative_url": "act_3/campaigns", "body": "name=no-objective"},
+            {"method": "GET", "name": "c", "relative_url": "me"},
+            {"method": "GET", "relative_url": "act_3/campaigns", "depends_on": ["a", "c"]},
+            {
+                "method": "POST",
+                "relative_url": "act_3/campaigns",
+                "body": "name=d&objective=X",
+                "depends_on": ["a", "b"],
+            },
+            {
+                "method": "POST",
+                "relative_url": "act_3/campaigns",
+                "body": "name=e&objective=X",
+                "depends_on": "b",
+            },
+            {"method": "GET", "relative_url": "me", "depends_on": ["a", "nobody"]},
+            {"method": "GET", "relative_url": "me", "depends_on": []},
+        ]
+    )
+    bodies = _bodies(resp)
+    assert bodies[0] is None  # named in a depends_on list: omitted on success, like a single name
+    assert bodies[1][0] == 400
+    assert bodies[2] is None
+    assert bodies[3][0] == 200
+    assert [c["name"] for c in bodies[3][1]["data"]] == ["a"]
+    listed_fail, single_fail = bodies[4], bodies[5]
+    assert listed_fail[0] == single_fail[0] == 400
+    for key in ("code", "type", "message"):
+        assert listed_fail[1]["error"][key] == single_fail[1]["error"][key]
+    assert "'b'" in listed_fail[1]["error"]["message"]
+    assert bodies[6][0] == 400
+    assert "nobody" in bodies[6][1]["error"]["message"]
+    assert bodies[7][0] == 200
+    assert [o["name"] for o in emu.objects("campaign")] == ["a"]  # d and e never ran
+
+
+def test_depends_on_of_a_wrong_type_is_an_entry_error(graph: Graph, emu: EmulatorAdmin) -> None:
+    bodies = _bodies(
+        graph.batch(
+            [
+                {"method": "GET", "name": "a", "relative_url": "me"},
+                {"method": "GET", "relative_url": "me", "depends_on": ["a", 3]},
+                {"method": "GET", "relative_url": "me", "depends_on": {"a": 1}},
+            ]
+        )
+    )
+    for item in bodies[1:]:
+        assert item[0] == 400
+        assert item[1]["error"]["code"] == 100
+        assert "depends_on" in item[1]["error"]["message"]

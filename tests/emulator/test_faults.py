@@ -3,6 +3,7 @@ from __future__ import annotations
 import json
 import threading
 import time
+from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
@@ -101,28 +102,58 @@ def test_fault_code1_only_hits_batches(graph: Graph, emu: EmulatorAdmin) -> None
     assert emu.counters()["faults_injected"]["code1"] == 1
 
 
-def test_random_faults_are_seeded(graph: Graph, emu: EmulatorAdmin) -> None:
-    def run() -> list[int | None]:
-        out: list[int | None] = []
-        for _ in range(40):
-            try:
-                out.append(graph.get("me").status_code)
-            except requests.ConnectionError:
-                out.append(None)
-        return out
+RANDOM_MIX = {"500": 0.2, "drop_after_commit": 0.1, "throttle": 0.1}
 
-    spec = {"500": 0.2, "drop_after_commit": 0.1, "throttle": 0.1, "seed": 42}
-    emu.config(random_faults=spec, regain_unit_seconds=0.001)
-    first = run()
+
+def _random_run(graph: Graph, emu: EmulatorAdmin, seed: int, admin_between: bool = False) -> list[Any]:
+    """40 reads, each of its own ad account (a throttle blocks only the account it hit, so no later
+    call of the run is throttled by it): the (fault, status) of every call, from the call log."""
     emu.reset()
-    emu.config(random_faults=spec, regain_unit_seconds=0.001)
-    second = run()
-    assert first == second
-    assert {500, None, 400, 200} <= set(first)
+    emu.config(random_faults={**RANDOM_MIX, "seed": seed}, regain_unit_seconds=0.001)
+    statuses: list[int | None] = []
+    for i in range(40):
+        if admin_between:
+            emu.counters()  # admin calls are not part of the call sequence
+        try:
+            statuses.append(graph.get(f"act_{900 + i}").status_code)
+        except requests.ConnectionError:
+            statuses.append(None)
+    calls = emu.calls()
+    assert [c["status"] for c in calls] == statuses
+    return [(c["fault"], c["status"]) for c in calls]
+
+
+def test_random_faults_are_seeded(graph: Graph, emu: EmulatorAdmin) -> None:
+    first = _random_run(graph, emu, seed=42)
+    assert _random_run(graph, emu, seed=42, admin_between=True) == first
+    assert {f for f, _ in first} == {None, "500", "drop_after_commit", "throttle"}
+    expected_status = {None: 200, "500": 500, "drop_after_commit": None, "throttle": 400}
+    assert all(status == expected_status[f] for f, status in first)
     injected = emu.counters()["faults_injected"]
-    assert injected["500"] + injected["drop"] + injected["throttle"] == sum(1 for s in second if s != 200)
+    assert injected["500"] + injected["drop"] + injected["throttle"] == sum(1 for f, _ in first if f)
+    assert _random_run(graph, emu, seed=43) != first
     emu.config(random_faults=None)
-    assert run() == [200] * 40
+    assert all(graph.get(f"act_{900 + i}").status_code == 200 for i in range(20))
+
+
+def test_random_faults_depend_on_the_call_ordinal_only(graph: Graph, emu: EmulatorAdmin) -> None:
+    """A queued fault takes its call, but the random faults of the calls after it do not move."""
+    plain = [f for f, _ in _random_run(graph, emu, seed=7)]
+    emu.reset()
+    emu.config(random_faults={**RANDOM_MIX, "seed": 7}, regain_unit_seconds=0.001)
+    for i in range(40):
+        if i == 3:
+            emu.fault("code1")  # only a batch takes it: call 3 is a batch
+        try:
+            if i == 3:
+                graph.batch([{"method": "GET", "relative_url": "me"}])
+            else:
+                graph.get(f"act_{900 + i}")
+        except requests.ConnectionError:
+            pass
+    with_queued = [c["fault"] for c in emu.calls()]
+    assert with_queued[3] == "code1"
+    assert with_queued[:3] + with_queued[4:] == plain[:3] + plain[4:]
 
 
 def test_call_log_redacts_token_and_proof(emu: EmulatorAdmin, url_token: str) -> None:
