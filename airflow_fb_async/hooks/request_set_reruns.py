@@ -59,6 +59,26 @@ class StateStore(Protocol):
     def save(self, value: dict[str, Any]) -> None: ...
 
 
+class TaskStateStore:
+    """Airflow 3.3's ``context["task_state_store"]`` seen as a :class:`StateStore` under one key."""
+
+    def __init__(self, store: Any, key: str) -> None:
+        self.store = store
+        self.key = key
+
+    @classmethod
+    def of(cls, context: Mapping[str, Any], key: str) -> TaskStateStore | None:
+        """The context's store, or None (Airflow before 3.3, a bare context)."""
+        store = context.get("task_state_store")
+        return cls(store, key) if store is not None else None
+
+    def load(self) -> Any:
+        return self.store.get(self.key)
+
+    def save(self, value: dict[str, Any]) -> None:
+        self.store.set(self.key, value)
+
+
 class RerunHook(RequestSetHook, Protocol):
     """What :class:`TaskInstanceSubmission` needs of GraphHook: request sets and their requests."""
 

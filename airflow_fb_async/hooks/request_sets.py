@@ -16,7 +16,7 @@ splitting, naming) is pure and lives in :mod:`.request_set_plan`; its names are 
   truly absent. Ids remembered from an earlier try (``known_ids``) are verified by id and size and
   reused without any listing, which also covers sets renamed since (a rename drops the marker).
 
-Limits (documented in docs/exactly-once.md terms): a set renamed *and* not remembered by id cannot
+Limits: a set renamed *and* not remembered by id cannot
 be found again; Graph's listing is assumed to show a set shortly after its create committed
 (``ambiguous_checks`` listings, ``ambiguous_delay`` seconds apart, before a part is sent again).
 """

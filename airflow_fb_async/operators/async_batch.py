@@ -6,7 +6,7 @@ import hashlib
 import time
 from datetime import timedelta
 from functools import cached_property
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseOperator
 from airflow.sdk.configuration import conf
@@ -17,7 +17,7 @@ from airflow_fb_async.exceptions import (
     GraphAPIError,
     GraphInputError,
 )
-from airflow_fb_async.hooks.request_set_reruns import TaskInstanceSubmission
+from airflow_fb_async.hooks.request_set_reruns import TaskInstanceSubmission, TaskStateStore
 from airflow_fb_async.hooks.request_sets import (
     MAX_SET_SIZE,
     SubmittedSet,
@@ -34,7 +34,6 @@ if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
 
     from airflow.sdk import Context
-    from pydantic import JsonValue
 
     from airflow_fb_async.hooks.graph import GraphHook
     from airflow_fb_async.hooks.request_set_plan import RequestSetPlan
@@ -208,7 +207,7 @@ class SubmitAsyncBatchOperator(_GraphOperatorMixin, BaseOperator):
             self.hook,
             plan,
             lambda requests, generation: self._plan(requests, key, generation),
-            store=_StateStore.of(context),
+            store=TaskStateStore.of(context, STATE_KEY),
             on_set=record,
         ).run()
         self.request_set_ids = submission.set_ids
@@ -350,25 +349,6 @@ class SubmitAsyncBatchOperator(_GraphOperatorMixin, BaseOperator):
         if ti is not None and hasattr(ti, "xcom_push"):
             ti.xcom_push(key="request_set_ids", value=[])
         return {}
-
-
-class _StateStore:
-    """Airflow 3.3's ``task_state_store`` as a :class:`~airflow_fb_async.hooks.request_set_reruns.StateStore`."""
-
-    def __init__(self, store: Any) -> None:
-        self.store = store
-
-    @classmethod
-    def of(cls, context: Context | Mapping[str, Any]) -> _StateStore | None:
-        """The context's store, or None (Airflow before 3.3, a bare context)."""
-        store = context.get("task_state_store")
-        return cls(store) if store is not None else None
-
-    def load(self) -> Any:
-        return self.store.get(STATE_KEY)
-
-    def save(self, value: dict[str, Any]) -> None:
-        self.store.set(STATE_KEY, cast("JsonValue", value))
 
 
 class UpdateAsyncRequestSetOperator(_GraphOperatorMixin, BaseOperator):
