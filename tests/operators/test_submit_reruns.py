@@ -12,9 +12,11 @@ from typing import Any
 
 import pytest
 
+from airflow_fb_async.exceptions import GraphAPIError
 from airflow_fb_async.hooks.graph import GraphHook
 from airflow_fb_async.hooks.request_sets import key_digest
 from airflow_fb_async.operators.async_batch import (
+    STATE_KEY,
     CancelAsyncRequestSetOperator,
     UpdateAsyncRequestSetOperator,
     task_instance_key,
@@ -59,6 +61,30 @@ def test_changed_name_between_tries_finds_the_sets(graph_conn: Any, store: bool)
     assert again == ids
     assert graph_conn.counters()["request_sets_created"] == 2
     assert creates(graph_conn) == 2
+
+
+def test_first_try_with_a_state_store_lists_nothing(graph_conn: Any) -> None:
+    """No intent recorded in the store means nothing was ever created: no listing of the account."""
+    ctx = context("fresh")
+    ids = submit(requests=simple(4), max_set_size=2).execute(ctx)
+    assert graph_conn.counters()["calls_by_kind"].get("get_edge", 0) == 0
+    assert ctx["task_state_store"].data[STATE_KEY] == {"v": 2, "gens": [ids]}
+
+
+def test_lost_answer_and_failed_lookup_are_settled_by_the_next_try(graph_conn: Any) -> None:
+    ctx = context("lost")
+    graph_conn.fault("error_after_commit", method="POST", path_regex="async_batch_requests")
+    graph_conn.fault("500", count=6, method="GET", path_regex="asyncadrequestsets")  # 1 + max_retries
+    with pytest.raises(GraphAPIError):
+        submit(requests=simple(4), max_set_size=2, name="try 1").execute(ctx)
+    assert ctx["task_state_store"].data[STATE_KEY] == {"v": 2, "gens": [[None, None]]}  # the intent
+    ids = submit(requests=simple(4), max_set_size=2, name="try 2").execute(ctx)
+    assert len(ids) == 2
+    assert graph_conn.counters()["request_sets_created"] == 2
+    assert creates(graph_conn) == 2  # part 1 found by its marker, part 2 created
+    names = GraphHook().get_request_sets(ids, fields="name")
+    assert names[ids[0]]["name"].startswith("try 1 [part 1/2 #")
+    assert names[ids[1]]["name"].startswith("try 2 [part 2/2 #")
 
 
 def test_rename_between_tries_never_duplicates(graph_conn: Any) -> None:
