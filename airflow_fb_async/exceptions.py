@@ -130,11 +130,37 @@ class GraphAmbiguousError(GraphAPIError):
 
 
 class GraphBatchError(FacebookGraphError):
-    """A standard batch ran to the end but some entries failed (``fail_on_error=True``)."""
+    """A standard batch failed: some entries failed (``fail_on_error=True``: ``failures``), or the
+    batch could not go on (the token was rejected midway: ``results`` and ``cause``).
 
-    def __init__(self, message: str, failures: list[dict[str, Any]]) -> None:
-        self.failures = failures
+    ``results`` holds one entry per request in input order, None for entries never sent or not done,
+    so nothing Graph already did is forgotten; ``cause`` is the error that stopped the batch.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        failures: list[dict[str, Any]] | None = None,
+        *,
+        results: list[dict[str, Any] | None] | None = None,
+        cause: BaseException | None = None,
+    ) -> None:
+        self.failures = failures if failures is not None else []
+        self.results = results
+        self.cause = cause
         super().__init__(message)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_rebuild_batch_error, (str(self), self.failures, self.results, self.cause))
+
+
+def _rebuild_batch_error(
+    message: str,
+    failures: list[dict[str, Any]],
+    results: list[dict[str, Any] | None] | None,
+    cause: BaseException | None,
+) -> GraphBatchError:
+    return GraphBatchError(message, failures, results=results, cause=cause)
 
 
 class AsyncRequestSetError(FacebookGraphError):

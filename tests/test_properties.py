@@ -17,6 +17,7 @@ from airflow_fb_async.exceptions import FacebookGraphError, GraphInputError
 from airflow_fb_async.hooks import batch as batch_mod
 from airflow_fb_async.hooks import jsonpath
 from airflow_fb_async.hooks import request_sets as rs
+from airflow_fb_async.hooks._core import GraphConfig, GraphCore
 from airflow_fb_async.hooks.throttle import ThrottleState, _ThrottleStore
 
 SETTINGS = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -290,7 +291,8 @@ class FakeHook:
     def __init__(self, answers: list[Any]) -> None:
         self.answers = answers
         self.calls = 0
-        self.throttle = ThrottleState(regain_unit_seconds=0.0, backoff_base=0.0, store=_ThrottleStore())
+        self.core = GraphCore(GraphConfig("fake", token="fake-token", backoff_base=0.0))
+        self.core.throttle = ThrottleState(regain_unit_seconds=0.0, backoff_base=0.0, store=_ThrottleStore())
 
     def request(self, method: str, path: str, *, data: Any = None, **kw: Any) -> Any:
         sent = json.loads(data["batch"])
@@ -298,9 +300,6 @@ class FakeHook:
         if self.answers:
             return self.answers.pop(0)
         return [{"code": 200, "headers": [], "body": '{"id":"1"}'} for _ in sent]
-
-    def scrub(self, text: Any) -> str:
-        return str(text)
 
 
 @SETTINGS
@@ -319,7 +318,7 @@ def test_batch_response_parsing(n: int, answers: list[Any]) -> None:
     ]
     hook = FakeHook(list(answers))
     try:
-        results = batch_mod.run_batch(hook, requests, max_concurrency=1, max_rounds=3, round_backoff=0.0)  # type: ignore[arg-type]
+        results = batch_mod.run_batch(hook, requests, max_concurrency=1, max_rounds=3, round_backoff=0.0)
     except FacebookGraphError:  # ours, typed; anything else propagates and fails the property
         return
     assert len(results) == n

@@ -353,17 +353,20 @@ def _transition(eng: Engine, s: dict[str, Any], r: dict[str, Any], status: str, 
 
 
 def cancel_request(eng: Engine, r: dict[str, Any]) -> dict[str, Any]:
+    """Cancel one request if it has not started; one in progress runs to its end."""
     s = eng.objects.get(r["set_id"])
-    if s is not None and r["status"] in (INITIAL, IN_PROGRESS):
+    if s is not None and r["status"] == INITIAL:
         _transition(eng, s, r, CANCELED)
         _after_change(eng, s)
     return {"success": True}
 
 
 def cancel_set(eng: Engine, s: dict[str, Any]) -> dict[str, Any]:
+    """Cancel the requests of a set that have not started; those in progress run to their end (the
+    set stays in processing and completes when they do)."""
     for rid in s["request_ids"]:
         r = eng.objects.get(rid)
-        if r is not None and r["status"] in (INITIAL, IN_PROGRESS):
+        if r is not None and r["status"] == INITIAL:
             _transition(eng, s, r, CANCELED)
     _after_change(eng, s)
     return {"success": True}
@@ -401,9 +404,6 @@ def tick(eng: Engine, now: float) -> None:
 def _advance(eng: Engine, s: dict[str, Any], rt: dict[str, Any]) -> None:
     reqs = [eng.objects[rid] for rid in s["request_ids"][rt["first_open"] :]]
     by_name = {eng.objects[rid]["name"]: eng.objects[rid] for rid in s["request_ids"]}
-    for r in reqs:
-        if r["status"] == IN_PROGRESS:
-            _execute(eng, s, r, by_name)
     any_ok = False
     any_wait = False
     for r in reqs:
@@ -459,6 +459,12 @@ def _advance(eng: Engine, s: dict[str, Any], rt: dict[str, Any]) -> None:
                     ERROR_DEPENDENCY,
                     {"error_code": 100, "error_message": "Circular dependency between requests"},
                 )
+    if not eng.cfg["async_hold_in_progress"]:
+        # Started requests run in the tick that started them (the engine lock is held throughout),
+        # so IN_PROGRESS is only seen from outside while async_hold_in_progress keeps them there.
+        for r in reqs:
+            if r["status"] == IN_PROGRESS:
+                _execute(eng, s, r, by_name)
     ids = s["request_ids"]
     i = rt["first_open"]
     while i < len(ids) and eng.objects[ids[i]]["status"] in TERMINAL:

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import base64
+import email.parser
+import email.policy
+import json
 import re
 import time
 import urllib.parse
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import parse_qsl
 
 from . import lenient_json
 from .errors import bad_json, param_error
@@ -187,3 +191,56 @@ def split_relative_url(url: str) -> tuple[str | None, str, dict[str, str]]:
         path, qs = url, ""
     version, rest = split_version(urllib.parse.unquote(path))
     return version, rest, dict(urllib.parse.parse_qsl(qs, keep_blank_values=True))
+
+
+def parse_body(content_type: str, raw: bytes) -> tuple[dict[str, str], dict[str, tuple[str, bytes]]]:
+    ctype = (content_type or "").split(";", 1)[0].strip().lower()
+    if not raw:
+        return {}, {}
+    if ctype == "multipart/form-data":
+        head = f"Content-Type: {content_type}\r\nMIME-Version: 1.0\r\n\r\n".encode()
+        msg = email.parser.BytesParser(policy=email.policy.HTTP).parsebytes(head + raw)
+        if not msg.is_multipart():
+            raise ValueError("malformed multipart body")
+        form: dict[str, str] = {}
+        files: dict[str, tuple[str, bytes]] = {}
+        for part in msg.iter_parts():
+            name = part.get_param("name", header="content-disposition")
+            if not name:
+                continue
+            raw_payload = part.get_payload(decode=True)
+            payload = raw_payload if isinstance(raw_payload, bytes) else b""
+            filename = part.get_filename()
+            if filename is not None:
+                files[str(name)] = (filename, payload)
+            else:
+                form[str(name)] = payload.decode("utf-8", "replace")
+        return form, files
+    if ctype == "application/json":
+        obj = json.loads(raw.decode("utf-8"))
+        if not isinstance(obj, dict):
+            raise ValueError("a JSON body must be an object")
+        return {k: v if isinstance(v, str) else json.dumps(v) for k, v in obj.items()}, {}
+    return dict(parse_qsl(raw.decode("utf-8", "replace"), keep_blank_values=True)), {}
+
+
+def classify(method: str, path: str, params: dict[str, str]) -> str:
+    segs = [s for s in path.split("/") if s]
+    if method == "POST":
+        if not segs:
+            return "batch" if "batch" in params else "other"
+        if len(segs) == 2:
+            if segs[1] == "async_batch_requests":
+                return "async_batch_create"
+            return "upload" if segs[1] == "adimages" else "create"
+        return "update" if len(segs) == 1 else "other"
+    if method == "DELETE":
+        return "delete" if len(segs) == 1 else "other"
+    if method == "GET":
+        if not segs:
+            return "get_multi" if "ids" in params else ("get_object" if "id" in params else "other")
+        if len(segs) == 1:
+            return "get_edge" if segs[0] == "requests" else "get_object"
+        if len(segs) == 2:
+            return "other" if segs[1] == "reachestimate" else "get_edge"
+    return "other"

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import copy
-import email.parser
-import email.policy
 import hashlib
 import hmac
 import json
@@ -19,12 +17,15 @@ from typing import Any
 from urllib.parse import parse_qsl
 
 from . import async_sets, batch, graph_objects
+from .config import default_config, fresh_counters, validate_config
 from .core import (
     ACT_RE,
     DEFAULT_VERSION,
     Call,
     Resp,
+    classify,
     now_iso,
+    parse_body,
     parse_list_param,
     split_relative_url,
     split_version,
@@ -38,70 +39,12 @@ from .errors import (
     server_error,
     throttle_error,
 )
-from .faults import FaultQueue, validate_random_spec
+from .faults import FaultQueue
 from .refs import RefError
 from .throttle import UsageTracker
 
 FIRST_ID = 23850000000001
-KINDS = (
-    "batch",
-    "async_batch_create",
-    "get_object",
-    "get_multi",
-    "get_edge",
-    "create",
-    "update",
-    "delete",
-    "upload",
-    "other",
-)
-FAULT_COUNTERS = (
-    "500",
-    "throttle",
-    "drop",
-    "null",
-    "code1",
-    "empty_page",
-    "short_batch",
-    "error_after_commit",
-    "entry_error_after_commit",
-)
-THROTTLE_CODES = frozenset({4, 17, 32, 341, 613, *range(80000, 80015)})
 APPSECRET_MAX_AGE = 300
-
-
-def default_config(
-    latency: float = 0.0, null_fraction: float = 0.0, async_pace: float = 200.0, app_secret: str | None = None
-) -> dict[str, Any]:
-    return {
-        "latency": float(latency),
-        "latency_jitter": 0.0,
-        "null_fraction": float(null_fraction),
-        "async_pace": float(async_pace),
-        "regain_unit_seconds": 60.0,
-        "usage_budget": 100000,
-        "usage_window": 60.0,
-        "throttle_code": 80004,
-        "max_page_size": 500,
-        "app_secret": app_secret,
-        "random_faults": None,
-        "code1_above": None,
-    }
-
-
-def fresh_counters() -> dict[str, Any]:
-    return {
-        "http_calls": 0,
-        "calls_by_kind": dict.fromkeys(KINDS, 0),
-        "batch_entries": 0,
-        "objects_created": 0,
-        "objects_created_by_type": {},
-        "request_sets_created": 0,
-        "max_concurrent_connections": 0,
-        "max_concurrent_requests": 0,
-        "throttled_calls": 0,
-        "faults_injected": dict.fromkeys(FAULT_COUNTERS, 0),
-    }
 
 
 @dataclass
@@ -110,97 +53,6 @@ class HttpResult:
     headers: dict[str, str]
     body: bytes
     drop: bool = False
-
-
-def validate_config(changes: dict[str, Any]) -> dict[str, Any]:
-    known = default_config()
-    out: dict[str, Any] = {}
-    for key, value in changes.items():
-        if key not in known:
-            raise ValueError(f"unknown config key {key!r}; known: {', '.join(sorted(known))}")
-        if key in ("latency", "latency_jitter", "async_pace"):
-            value = float(value)
-            if value < 0:
-                raise ValueError(f"{key} must be >= 0")
-        elif key in ("regain_unit_seconds", "usage_window"):
-            value = float(value)
-            if value <= 0:
-                raise ValueError(f"{key} must be > 0")
-        elif key == "null_fraction":
-            value = float(value)
-            if not 0 <= value <= 1:
-                raise ValueError("null_fraction must be within 0..1")
-        elif key in ("usage_budget", "max_page_size"):
-            value = int(value)
-            if value < 1:
-                raise ValueError(f"{key} must be >= 1")
-        elif key == "throttle_code":
-            value = int(value)
-            if value not in THROTTLE_CODES:
-                raise ValueError("throttle_code must be a Graph throttling code (80004, 17, 613, ...)")
-        elif key == "app_secret":
-            value = None if value in (None, "") else str(value)
-        elif key == "code1_above":
-            value = None if value is None else int(value)
-            if value is not None and value < 0:
-                raise ValueError("code1_above must be >= 0 or null")
-        elif key == "random_faults":
-            value = validate_random_spec(value)
-        out[key] = value
-    return out
-
-
-def parse_body(content_type: str, raw: bytes) -> tuple[dict[str, str], dict[str, tuple[str, bytes]]]:
-    ctype = (content_type or "").split(";", 1)[0].strip().lower()
-    if not raw:
-        return {}, {}
-    if ctype == "multipart/form-data":
-        head = f"Content-Type: {content_type}\r\nMIME-Version: 1.0\r\n\r\n".encode()
-        msg = email.parser.BytesParser(policy=email.policy.HTTP).parsebytes(head + raw)
-        if not msg.is_multipart():
-            raise ValueError("malformed multipart body")
-        form: dict[str, str] = {}
-        files: dict[str, tuple[str, bytes]] = {}
-        for part in msg.iter_parts():
-            name = part.get_param("name", header="content-disposition")
-            if not name:
-                continue
-            raw_payload = part.get_payload(decode=True)
-            payload = raw_payload if isinstance(raw_payload, bytes) else b""
-            filename = part.get_filename()
-            if filename is not None:
-                files[str(name)] = (filename, payload)
-            else:
-                form[str(name)] = payload.decode("utf-8", "replace")
-        return form, files
-    if ctype == "application/json":
-        obj = json.loads(raw.decode("utf-8"))
-        if not isinstance(obj, dict):
-            raise ValueError("a JSON body must be an object")
-        return {k: v if isinstance(v, str) else json.dumps(v) for k, v in obj.items()}, {}
-    return dict(parse_qsl(raw.decode("utf-8", "replace"), keep_blank_values=True)), {}
-
-
-def classify(method: str, path: str, params: dict[str, str]) -> str:
-    segs = [s for s in path.split("/") if s]
-    if method == "POST":
-        if not segs:
-            return "batch" if "batch" in params else "other"
-        if len(segs) == 2:
-            if segs[1] == "async_batch_requests":
-                return "async_batch_create"
-            return "upload" if segs[1] == "adimages" else "create"
-        return "update" if len(segs) == 1 else "other"
-    if method == "DELETE":
-        return "delete" if len(segs) == 1 else "other"
-    if method == "GET":
-        if not segs:
-            return "get_multi" if "ids" in params else ("get_object" if "id" in params else "other")
-        if len(segs) == 1:
-            return "get_edge" if segs[0] == "requests" else "get_object"
-        if len(segs) == 2:
-            return "other" if segs[1] == "reachestimate" else "get_edge"
-    return "other"
 
 
 class Engine:

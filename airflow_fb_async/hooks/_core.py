@@ -49,7 +49,13 @@ from airflow_fb_async.exceptions import (
 )
 from airflow_fb_async.hooks.encoding import encode_fields as encode_fields
 from airflow_fb_async.hooks.encoding import encode_value as encode_value
-from airflow_fb_async.hooks.retry import AUTH_CODES, THROTTLE_CODES, TRANSIENT_CODES, RetryPolicy
+from airflow_fb_async.hooks.retry import (
+    AUTH_CODES,
+    THROTTLE_CODES,
+    RetryPolicy,
+    is_repeatable,
+    is_uncertain_status,
+)
 from airflow_fb_async.hooks.statuses import SET_COUNT_FIELDS
 from airflow_fb_async.hooks.throttle import ThrottleState, accounts_in, regain_seconds
 
@@ -65,7 +71,6 @@ ETAG_CACHE_SIZE = 256
 USER_AGENT = "airflow-fb-async/0.1"
 # Query / form fields that are credentials or derived from them: never in cache keys or logs.
 AUTH_FIELDS = frozenset({"access_token", "appsecret_proof", "appsecret_time"})
-_IDEMPOTENT_METHODS = frozenset({"GET", "DELETE", "HEAD", "OPTIONS"})
 
 
 # --------------------------------------------------------------------------------------------------
@@ -227,12 +232,21 @@ class Scrubber:
         self._variants = sorted((v for v in variants if v), key=len, reverse=True)
 
     def __call__(self, text: Any) -> str:
+        out = self.secrets_only(text)
+        out = _SECRET_QUERY_RE.sub(lambda m: m.group(1) + REDACTED, out)
+        return _AUTH_HEADER_RE.sub(lambda m: m.group(1) + " " + REDACTED, out)
+
+    def secrets_only(self, text: Any) -> str:
+        """``text`` without the connection's own secrets (token, app secret) and nothing else.
+
+        For data Graph returns (batch entry bodies): a page token asked for with
+        ``fields=access_token`` is data, not this connection's credential, and is kept.
+        """
         out = text if isinstance(text, str) else str(text)
         for variant in self._variants:
             if variant in out:
                 out = out.replace(variant, REDACTED)
-        out = _SECRET_QUERY_RE.sub(lambda m: m.group(1) + REDACTED, out)
-        return _AUTH_HEADER_RE.sub(lambda m: m.group(1) + " " + REDACTED, out)
+        return out
 
 
 class QueryCredentialsLogFilter(logging.Filter):
@@ -393,11 +407,7 @@ def error_class_for(
         or "appsecret_time" in lowered
     ):
         return GraphAuthError
-    if (
-        (status is not None and status >= 500)
-        or (code is not None and code in TRANSIENT_CODES)
-        or is_transient
-    ):
+    if is_uncertain_status(status, code, is_transient):
         return GraphTransientError
     return GraphAPIError
 
@@ -452,6 +462,27 @@ def error_from_response(
             regain_seconds(headers, regain_unit_seconds, accounts) if cls is GraphThrottledError else None
         ),
         **fields,
+    )
+
+
+def ambiguous_from(error: GraphAPIError) -> GraphAmbiguousError:
+    """The :class:`GraphAmbiguousError` for an uncertain answer to a call that is not repeatable.
+
+    Keeps Graph's fields (code, subcode, HTTP status...) so callers can still tell what happened.
+    """
+    return GraphAmbiguousError(
+        f"{error.message} (this call is not repeatable and may or may not have taken effect, "
+        "so it was not resent: check before retrying)",
+        code=error.code,
+        error_subcode=error.error_subcode,
+        type=error.type,
+        is_transient=error.is_transient,
+        fbtrace_id=error.fbtrace_id,
+        status_code=error.status_code,
+        error_user_title=error.error_user_title,
+        error_user_msg=error.error_user_msg,
+        method=error.method,
+        path=error.path,
     )
 
 
@@ -788,7 +819,7 @@ class GraphCall:
             )
         if self.method in {"GET", "DELETE"} and (self.data or self.files):
             raise GraphInputError(f"{self.method} takes no body (use params)")
-        self.idempotent = self.method in _IDEMPOTENT_METHODS if idempotent is None else bool(idempotent)
+        self.idempotent = is_repeatable(self.method, self.path) if idempotent is None else bool(idempotent)
         self.raise_codes = frozenset(raise_codes or ())
         self.max_retries = max_retries
         self.timeout = core.config.timeout if timeout is None else timeout
@@ -907,6 +938,10 @@ class GraphCall:
             regain_unit_seconds=self.core.config.regain_unit_seconds,
             accounts=self.accounts,
         )
+        if not self.idempotent and isinstance(error, GraphTransientError):
+            # A 5xx / code 1 / code 2 / is_transient answer does not prove that a create did not
+            # happen (Graph may have committed it before failing): never resend it blindly.
+            error = ambiguous_from(error)
         return self._decide(error)
 
     def on_transport_error(self, exc: BaseException, *, sent: bool) -> Outcome:

@@ -65,12 +65,14 @@ from airflow_fb_async.hooks._core import (
     unique_ids,
     update_set_data,
 )
+from airflow_fb_async.hooks.batch import run_batch
 
 if TYPE_CHECKING:
     from types import TracebackType
 
     from airflow.sdk import Connection
 
+    from airflow_fb_async.hooks.batch_journal import BatchJournal
     from airflow_fb_async.hooks.throttle import ThrottleState
 
 __all__ = ["GraphAsyncHook", "GraphHook"]
@@ -415,7 +417,10 @@ class GraphHook(_GraphHookBase):
         :param data: form fields of a POST; ``files``: multipart parts (bytes, file or tuple).
         :param etag: ``True``: conditional GET from the hook's ETag cache; a string: send that ETag.
             Either way the data is returned (the cached body on 304).
-        :param idempotent: safe to resend after a failure once sent (default: GET/DELETE yes, POST no).
+        :param idempotent: safe to resend after an uncertain outcome (no answer once sent, 5xx,
+            codes 1 / 2, ``is_transient``). Default :func:`~.retry.is_repeatable`: reads, DELETE
+            and an update ``POST <id>`` yes; a create ``POST <parent>/<edge>`` and the root
+            ``POST /`` no. When not, such an outcome raises :class:`GraphAmbiguousError`.
         :param raise_codes: Graph error codes raised at once, without retry.
         :param max_retries: overrides the connection's ``max_retries`` for this call.
         :param timeout: overrides the connection's ``timeout`` (seconds) for this call.
@@ -450,9 +455,16 @@ class GraphHook(_GraphHookBase):
         return self.request("GET", path, params=params, etag=etag)
 
     def post(
-        self, path: str, data: Mapping[str, Any] | str | None = None, files: Mapping[str, Any] | None = None
+        self,
+        path: str,
+        data: Mapping[str, Any] | str | None = None,
+        files: Mapping[str, Any] | None = None,
+        idempotent: bool | None = None,
     ) -> Any:
-        return self.request("POST", path, data=data, files=files)
+        """``POST path``. ``idempotent`` (default: an update ``POST <id>`` yes, a create on an edge
+        no) says whether it may be resent after an uncertain outcome; when not, such an outcome
+        raises :class:`GraphAmbiguousError` instead."""
+        return self.request("POST", path, data=data, files=files, idempotent=idempotent)
 
     def delete(self, path: str, params: Mapping[str, Any] | None = None) -> Any:
         return self.request("DELETE", path, params=params)
@@ -474,17 +486,23 @@ class GraphHook(_GraphHookBase):
         include_headers: bool = True,
         files: Mapping[str, Any] | None = None,
         max_concurrency: int = 4,
+        *,
+        journal: BatchJournal | None = None,
         **options: Any,
     ) -> list[dict[str, Any]]:
-        """Standard batch of any size; one ``{"code", "headers", "body"}`` per request, in order."""
-        from airflow_fb_async.hooks.batch import run_batch
+        """Standard batch of any size; one ``{"code", "headers", "body"}`` per request, in order.
 
+        ``journal`` (``load()`` / ``save(state)``) keeps the run's state so that a later try sends
+        only what is not settled; see :mod:`airflow_fb_async.hooks.batch_journal`. Raises
+        :class:`GraphBatchError` (with ``results`` and ``cause``) when the batch cannot go on.
+        """
         return run_batch(
             self,
             requests,
             include_headers=include_headers,
             files=files,
             max_concurrency=max_concurrency,
+            journal=journal,
             **options,
         )
 
@@ -768,9 +786,14 @@ class GraphAsyncHook(_GraphHookBase):
         return await self.request("GET", path, params=params, etag=etag)
 
     async def post(
-        self, path: str, data: Mapping[str, Any] | str | None = None, files: Mapping[str, Any] | None = None
+        self,
+        path: str,
+        data: Mapping[str, Any] | str | None = None,
+        files: Mapping[str, Any] | None = None,
+        idempotent: bool | None = None,
     ) -> Any:
-        return await self.request("POST", path, data=data, files=files)
+        """Async twin of :meth:`GraphHook.post`."""
+        return await self.request("POST", path, data=data, files=files, idempotent=idempotent)
 
     async def delete(self, path: str, params: Mapping[str, Any] | None = None) -> Any:
         return await self.request("DELETE", path, params=params)

@@ -33,8 +33,6 @@ from typing import TYPE_CHECKING, Any, Protocol
 from airflow_fb_async.exceptions import (
     FacebookGraphError,
     GraphAmbiguousError,
-    GraphAPIError,
-    GraphThrottledError,
 )
 from airflow_fb_async.hooks.encoding import encode_body as encode_body
 from airflow_fb_async.hooks.request_set_plan import MAX_NAME_LENGTH as MAX_NAME_LENGTH
@@ -58,26 +56,22 @@ from airflow_fb_async.hooks.request_set_plan import validate_requests as validat
 from airflow_fb_async.hooks.request_set_plan import validate_set_name as validate_set_name
 
 if TYPE_CHECKING:
-    from collections.abc import Collection, Iterator
+    from collections.abc import Iterator
 
 log = logging.getLogger(__name__)
 
 SET_LIST_FIELDS = "id,name,total_count"
-#: Graph codes that leave a create's outcome uncertain: raised at once by the hook, then reconciled.
-UNCERTAIN_CODES = frozenset({1, 2})
 
 
 class RequestSetHook(Protocol):
     """The part of GraphHook this module uses (kept structural so tests and the hook stay decoupled)."""
 
-    def request(
+    def post(
         self,
-        method: str,
         path: str,
-        *,
         data: Mapping[str, Any] | str | None = None,
+        files: Mapping[str, Any] | None = None,
         idempotent: bool | None = None,
-        raise_codes: Collection[int] = frozenset(),
     ) -> Any: ...
 
     def list_request_sets(
@@ -98,19 +92,6 @@ class SubmittedSet:
     size: int
     created: bool
     number: int = 1
-
-
-def is_uncertain(err: GraphAPIError) -> bool:
-    """Whether a failed create may have taken effect: no answer, HTTP 5xx, code 1/2, is_transient.
-
-    Throttling means "not done" (the hook retries it) and is never uncertain.
-    """
-    if isinstance(err, GraphAmbiguousError):
-        return True
-    if isinstance(err, GraphThrottledError):
-        return False
-    status = err.status_code if isinstance(err.status_code, int) else 0
-    return status >= 500 or (err.code is not None and err.code in UNCERTAIN_CODES) or bool(err.is_transient)
 
 
 class SetIndex:
@@ -286,17 +267,15 @@ def _create_part(
     where = f"part {part.number}/{len(plan.parts)} {part.name!r}"
     for attempt in range(1, max_ambiguous_creates + 1):
         try:
-            answer = hook.request(
-                "POST", path, data=_create_body(plan, part), idempotent=False, raise_codes=UNCERTAIN_CODES
-            )
-        except GraphAPIError as err:
-            if not is_uncertain(err):
-                raise
+            # Not repeatable: the hook answers an uncertain outcome (no answer, 5xx, code 1/2,
+            # is_transient) with GraphAmbiguousError instead of resending.
+            answer = hook.post(path, data=_create_body(plan, part), idempotent=False)
+        except GraphAmbiguousError as err:
             if plan.key_digest is None:
                 raise GraphAmbiguousError(
-                    f"creating request set {where} on {plan.ad_account_id}: {err.message}. The set may "
-                    "or may not exist now; without an idempotency_key it cannot be told from other sets "
-                    "of that name, so it is not sent again: check the account's request sets",
+                    f"creating request set {where} on {plan.ad_account_id}: {err.message}. Without an "
+                    "idempotency_key the set cannot be told from other sets of that name: look at the "
+                    "account's request sets before submitting again",
                     code=err.code,
                     status_code=err.status_code if isinstance(err.status_code, int) else None,
                     fbtrace_id=err.fbtrace_id,

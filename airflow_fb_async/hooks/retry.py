@@ -13,11 +13,19 @@ transport failures are both turned into one before deciding):
 - anything else (190, 100, 10, 200, ...): raised at once.
 
 Every retry counts: at most ``max_retries`` of them (``1 + max_retries`` attempts in all).
+
+Which calls may be resent at all is decided here too, in one place for plain calls and batch
+entries (:func:`is_repeatable`): reads, updates of one object (``POST <id>``) and deletes are
+repeatable; a create on an edge (``POST act_1/ads``, ``act_1/async_batch_requests``) and anything
+else is not. An *uncertain outcome* (:func:`is_uncertain_status`: HTTP 5xx, Graph codes 1 / 2,
+``is_transient``; or no answer after sending) of a call that is not repeatable is never resent: the
+hook turns it into :class:`GraphAmbiguousError`. Throttling means "not done": retried for every call.
 """
 
 from __future__ import annotations
 
 import random
+import re
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -37,6 +45,33 @@ THROTTLE_CODES = frozenset(
 )
 # 190 invalid/expired token, 102 session key, 104 token required, 10 / 200-299 permissions.
 AUTH_CODES = frozenset({190, 102, 104, 10, *range(200, 300)})
+READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+_VERSION_PREFIX = re.compile(r"^v\d+(\.\d+)?(/|$)")
+
+
+def is_repeatable(method: str, path: str) -> bool:
+    """Whether resending ``method path`` is harmless: a read, a ``DELETE``, or an update ``POST <id>``
+    (the path is one object id, such as ``6004251715639`` or ``act_123``). A ``POST`` to an edge
+    (``act_123/ads``) creates something, and the root ``POST /`` is a batch: not repeatable.
+
+    Callers override it per call (``idempotent=``) or per batch entry (``"idempotent"``).
+    """
+    verb = str(method).strip().upper()
+    if verb in READ_METHODS or verb == "DELETE":
+        return True
+    if verb != "POST":
+        return False
+    target = str(path).split("?", 1)[0].strip().strip("/")
+    target = _VERSION_PREFIX.sub("", target).strip("/")
+    return bool(target) and "/" not in target
+
+
+def is_uncertain_status(status: int | None, code: int | None, is_transient: bool) -> bool:
+    """An answer that does not prove the call had no effect: HTTP 5xx, codes 1 / 2, ``is_transient``.
+
+    Throttling codes are *not* uncertain (the call was refused): check them first.
+    """
+    return (status is not None and status >= 500) or code in TRANSIENT_CODES or bool(is_transient)
 
 
 @dataclass

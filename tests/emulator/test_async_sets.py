@@ -258,3 +258,42 @@ def test_notification_on_complete_and_update_after_sent(graph: Graph, emu: Emula
     finally:
         server.shutdown()
         server.server_close()
+
+
+def test_cancel_leaves_requests_in_progress_to_finish(graph: Graph, emu: EmulatorAdmin) -> None:
+    """DELETE <set> cancels what has not started; what is in progress ends SUCCESS/ERROR, and the set
+    completes when it does. ``async_hold_in_progress`` keeps started requests running meanwhile."""
+    emu.config(async_pace=5, async_hold_in_progress=True)
+    set_id = graph.create_set("act_5", _camps(300))
+    deadline = time.monotonic() + 15
+    while graph.ok(graph.get(set_id, fields="in_progress_count"))["in_progress_count"] < 1:
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+    assert graph.ok(graph.delete(set_id)) == {"success": True}
+    reqs = graph.ok(graph.get(f"{set_id}/requests", fields="id,status", limit=500))["data"]
+    started = [r["id"] for r in reqs if r["status"] == "IN_PROGRESS"]
+    canceled = [r["id"] for r in reqs if r["status"] == "CANCELED"]
+    assert started
+    assert canceled
+    assert len(started) + len(canceled) == 300
+    assert graph.ok(graph.delete(started[0])) == {"success": True}  # a started request is not canceled
+    view = graph.ok(graph.get(set_id, fields="is_completed,in_progress_count,canceled_count"))
+    assert view == {
+        "id": set_id,
+        "is_completed": False,
+        "in_progress_count": len(started),
+        "canceled_count": len(canceled),
+    }
+    assert emu.objects("campaign") == []  # held: nothing ran yet
+    emu.config(async_hold_in_progress=False)
+    done = graph.wait_set(set_id)
+    assert (done["success_count"], done["canceled_count"], done["error_count"]) == (
+        len(started),
+        len(canceled),
+        0,
+    )
+    after = graph.ok(graph.get(f"{set_id}/requests", fields="id,status", limit=500))["data"]
+    assert sorted(r["id"] for r in after if r["status"] == "SUCCESS") == sorted(started)
+    assert len(emu.objects("campaign")) == len(started)
+    listed = graph.ok(graph.get("act_5/asyncadrequestsets", is_completed="true"))["data"]
+    assert [s["id"] for s in listed] == [set_id]

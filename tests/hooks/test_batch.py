@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import logging
+import subprocess
+import sys
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -166,11 +169,15 @@ def test_gets_only_call_is_retried_after_a_drop(graph_conn: EmulatorAdmin) -> No
     assert [r["body"]["id"] for r in results] == ["act_1", "act_2"]
 
 
-def test_transient_500_on_the_call_is_retried_by_the_hook(graph_conn: EmulatorAdmin) -> None:
+def test_transient_500_on_a_repeatable_call_is_retried_by_the_hook(graph_conn: EmulatorAdmin) -> None:
+    # Only updates in the call: resending it is harmless, so the hook retries the 500s.
+    hook = GraphHook()
+    campaign = hook.post("act_1/campaigns", data=camp("x"))["id"]
     graph_conn.fault("500", count=2, method="POST")
-    results = GraphHook().batch([post("act_1/campaigns", camp("x"), name="x")], **FAST)
+    results = hook.batch([post(campaign, {"name": "renamed"}, name="x")], **FAST)
     assert results[0]["code"] == 200
-    assert graph_conn.counters()["objects_created"] == 1
+    assert batch_calls(graph_conn) == 3
+    assert [o["name"] for o in graph_conn.objects("campaign")] == ["renamed"]
 
 
 def test_headers_dict_and_include_headers_false(graph_conn: EmulatorAdmin) -> None:
@@ -331,3 +338,76 @@ def test_adsets_of_a_campaign_created_in_the_batch(graph_conn: EmulatorAdmin) ->
     campaign = results[0]["body"]["id"]
     assert len(graph_conn.objects("adset")) == 6
     assert adset_names(graph_conn, results[1:]) == [(f"s{i}", campaign) for i in range(6)]
+
+
+def test_depends_on_list_in_one_call_needs_every_dependency(graph_conn: EmulatorAdmin) -> None:
+    reqs = [
+        post("act_1/campaigns", {"name": "no objective"}, name="a"),  # fails: objective missing
+        get("act_1?fields=id", name="b"),
+        post("act_1/campaigns", camp("after-a-and-b"), depends_on=["a", "b"]),
+        post("act_1/campaigns", camp("after-b"), depends_on=["b"]),
+    ]
+    results = GraphHook().batch(reqs, **FAST)
+    assert [r["code"] for r in results] == [400, 200, 424, 200]
+    assert results[2]["body"]["error"]["type"] == "BatchDependencyFailed"
+    assert "'a'" in results[2]["body"]["error"]["message"]
+    assert [o["name"] for o in graph_conn.objects("campaign")] == ["after-b"]
+    assert batch_calls(graph_conn) == 1
+
+
+def test_depends_on_list_across_calls(graph_conn: EmulatorAdmin) -> None:
+    reqs = [
+        post("act_1/campaigns", {"name": "no objective"}, name="a"),
+        get("act_1?fields=id", name="b"),
+        post("act_1/campaigns", camp("c"), depends_on=["a", "b"]),
+        post("act_1/campaigns", camp("d"), depends_on="b"),
+    ]
+    results = GraphHook().batch(reqs, chunk_size=2, **FAST)  # a and b in call 1, c and d later
+    assert [r["code"] for r in results] == [400, 200, 424, 200]
+    assert results[2]["body"]["error"]["type"] == "BatchDependencyFailed"
+    assert [o["name"] for o in graph_conn.objects("campaign")] == ["d"]
+    assert [c["batch_size"] for c in graph_conn.calls()] == [2, 1]  # c was never sent
+
+
+def test_depends_on_list_all_succeeded_runs(graph_conn: EmulatorAdmin) -> None:
+    reqs = [
+        post("act_1/campaigns", camp("a"), name="a"),
+        post("act_1/campaigns", camp("b"), name="b"),
+        post("act_1/campaigns", camp("c"), depends_on=["a", "b"]),
+    ]
+    results = GraphHook().batch(reqs, **FAST)
+    assert [r["code"] for r in results] == [200, 200, 200]
+    assert sorted(o["name"] for o in graph_conn.objects("campaign")) == ["a", "b", "c"]
+
+
+def test_access_token_values_in_results_survive_but_the_connection_token_does_not(
+    graph_conn: EmulatorAdmin,
+) -> None:
+    # A page token asked for with fields=access_token is data: batch() returns it like get() does.
+    hook = GraphHook()
+    spec = {"page_id": "1", "access_token": "PAGE-TOKEN-123456789"}
+    creative = hook.post("act_1/adcreatives", data={"name": TEST_TOKEN, "object_story_spec": spec})["id"]
+    direct = hook.get(creative, params={"fields": "object_story_spec"})
+    results = hook.batch([get(f"{creative}?fields=object_story_spec,name")], **FAST)
+    assert results[0]["body"]["object_story_spec"] == direct["object_story_spec"] == spec
+    assert results[0]["body"]["name"] == "***"  # the connection's own token is scrubbed
+    assert TEST_TOKEN not in json.dumps(results)
+
+
+def test_progress_is_logged_at_info_throttled(
+    graph_conn: EmulatorAdmin, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.INFO, logger="airflow_fb_async.hooks.batch"):
+        GraphHook().batch([get(f"act_{i}?fields=id") for i in range(2000)], **FAST)
+    lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("batch progress:")]
+    assert all(r.levelno == logging.INFO for r in caplog.records if r.getMessage() in lines)
+    assert lines[-1] == "batch progress: 2000/2000 entries done, 0 errors, 40 calls"
+    assert 2 <= len(lines) <= 21  # about every 5%, not once per call
+
+
+def test_batch_engine_does_not_import_the_hook() -> None:
+    code = (
+        "import sys, airflow_fb_async.hooks.batch; "
+        "assert 'airflow_fb_async.hooks.graph' not in sys.modules, 'batch imports graph'"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=120)

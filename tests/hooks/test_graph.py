@@ -311,10 +311,13 @@ def test_token_never_leaks_from_failures(
     # 5 500s exhausting the retries
     emu.fault("500", count=6, method="GET")
     expect(GraphTransientError, lambda: hook.get("me"))
-    # 6 500s exhausting the retries of a POST (error answers are retried whatever the method)
+    # 6 500s exhausting the retries of a repeatable POST (an update of one object)
     emu.fault("500", count=6, method="POST")
+    expect(GraphTransientError, lambda: hook.post(camp, data={"name": "renamed"}))
+    # 6b a 500 on a create: uncertain, never resent (exactly-once contract)
+    emu.fault("500", count=1, method="POST")
     expect(
-        GraphTransientError,
+        GraphAmbiguousError,
         lambda: hook.post(f"{ACCOUNT}/campaigns", data={"name": "x", "objective": "OUTCOME_SALES"}),
     )
     # 7 throttling exhausting the retries
@@ -350,7 +353,10 @@ def test_token_never_leaks_from_failures(
     # 15 batch failing whole with code 1, raised at once through raise_codes
     emu.fault("code1")
     batch = json.dumps([{"method": "GET", "relative_url": "me"}])
-    expect(GraphTransientError, lambda: hook.request("POST", "", data={"batch": batch}, raise_codes={1, 960}))
+    expect(
+        GraphTransientError,
+        lambda: hook.request("POST", "", data={"batch": batch}, idempotent=True, raise_codes={1, 960}),
+    )
     # 16 unknown set ids in a multi-id read
     expect(GraphAPIError, lambda: hook.call("get_request_sets", ["111", "222"]))
     # 17 cancel of an unknown object
