@@ -25,6 +25,9 @@ from airflow_fb_async.operators.results import AsyncRequestResultsOperator
 from airflow_fb_async.sensors.async_request_set import AsyncRequestSetSensor
 
 MAX_ADS = 1000
+# The run's date in names. ``{{ ds }}`` would break runs triggered from the CLI or REST API with no
+# logical date (Airflow 3): those fall back to the date the run was created for.
+RUN_DATE = "{{ (logical_date | default(none) or dag_run.run_after) | ds }}"
 
 with DAG(
     dag_id="example_fb_async_ad_creation",
@@ -45,7 +48,7 @@ with DAG(
                 "name": "campaign",
                 "relative_url": "{{ params.ad_account_id }}/campaigns",
                 "body": {
-                    "name": "Demo campaign {{ ds }}",
+                    "name": f"Demo campaign {RUN_DATE}",
                     "objective": "OUTCOME_TRAFFIC",
                     "status": "PAUSED",
                 },
@@ -95,7 +98,7 @@ with DAG(
         task_id="submit",
         ad_account_id="{{ params.ad_account_id }}",
         requests=ad_requests(setup.output),
-        name="demo ads {{ ds }}",
+        name=f"demo ads {RUN_DATE}",
     )
 
     wait = AsyncRequestSetSensor(

@@ -18,6 +18,10 @@ from airflow_fb_async.operators.async_batch import (
     UpdateAsyncRequestSetOperator,
 )
 
+# The run's date in names. ``{{ ds }}`` would break runs triggered from the CLI or REST API with no
+# logical date (Airflow 3): those fall back to the date the run was created for.
+RUN_DATE = "{{ (logical_date | default(none) or dag_run.run_after) | ds }}"
+
 with DAG(
     dag_id="example_fb_manage_sets",
     schedule=None,
@@ -46,7 +50,7 @@ with DAG(
         task_id="submit",
         ad_account_id="{{ params.ad_account_id }}",
         requests=campaign_requests(),
-        name="bulk campaigns {{ ds }}",
+        name=f"bulk campaigns {RUN_DATE}",
     )
 
     @task
@@ -62,7 +66,7 @@ with DAG(
     rename = UpdateAsyncRequestSetOperator(
         task_id="rename_and_silence",
         request_set_id="{{ ti.xcom_pull(task_ids='submit')[0] }}",
-        name="bulk campaigns {{ ds }} (canceled by example)",
+        name=f"bulk campaigns {RUN_DATE} (canceled by example)",
         notification_mode="OFF",
     )
 

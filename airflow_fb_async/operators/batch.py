@@ -1,4 +1,15 @@
-"""GraphBatchOperator: run a standard Graph batch of any size from a task."""
+"""GraphBatchOperator: run a standard Graph batch of any size from a task, exactly once across retries.
+
+Flow of one try::
+
+    render -> validate (no HTTP) -> [] ? return [] -> journal = task state store (Airflow 3.3+)
+      -> hook.batch(..., journal=journal) -> fail_on_error ? push XCom, fail naming the entries
+                  `-- GraphBatchError (the batch could not go on): push the results so far, fail
+
+The journal (:mod:`airflow_fb_async.operators.task_state`) makes a retry of the task send only what
+an earlier try did not settle; it is kept after success, so clearing the task with the same
+rendered requests returns the earlier results instead of running the writes again.
+"""
 
 from __future__ import annotations
 
@@ -11,9 +22,12 @@ from airflow_fb_async.exceptions import GraphBatchError
 from airflow_fb_async.hooks.batch import entry_failed, validate_requests
 from airflow_fb_async.hooks.graph import GraphHook
 from airflow_fb_async.literals import parse_rendered_list
+from airflow_fb_async.operators.task_state import journal_from_context
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
+
+    from airflow_fb_async.hooks.batch_journal import BatchJournal
 
 # How many failing entries the task error lists (all of them are on the exception's ``failures``).
 MAX_LISTED_FAILURES = 20
@@ -29,12 +43,15 @@ def _error_summary(result: Mapping[str, Any]) -> tuple[int | None, str]:
 
 
 def batch_failures(
-    requests: Sequence[Mapping[str, Any]], results: Sequence[Mapping[str, Any]]
+    requests: Sequence[Mapping[str, Any]], results: Sequence[Mapping[str, Any] | None]
 ) -> list[dict[str, Any]]:
-    """The failing entries of a batch result: ``{"index", "name", "code", "error_code", "message"}``."""
+    """The failing entries of a batch result: ``{"index", "name", "method", "code", "error_code", "message"}``.
+
+    ``None`` results (entries a stopped batch never sent) are not failures of their own.
+    """
     failures = []
     for index, result in enumerate(results):
-        if not entry_failed(result):
+        if result is None or not entry_failed(result):
             continue
         request = requests[index] if index < len(requests) else {}
         error_code, message = _error_summary(result)
@@ -51,12 +68,38 @@ def batch_failures(
     return failures
 
 
+def failure_lines(failures: Sequence[Mapping[str, Any]]) -> str:
+    """One line per failing entry (at most ``MAX_LISTED_FAILURES``): index, name, method, codes, message."""
+    lines = []
+    for f in failures[:MAX_LISTED_FAILURES]:
+        label = f"#{f['index']}" + (f" {f['name']!r}" if f["name"] else "")
+        detail = f"code {f['code']}"
+        if f["error_code"] is not None:
+            detail += f", error {f['error_code']}"
+        lines.append(f"  {label} ({f['method']}): {detail}: {f['message']}")
+    if len(failures) > MAX_LISTED_FAILURES:
+        lines.append(f"  ... and {len(failures) - MAX_LISTED_FAILURES} more")
+    return "\n".join(lines)
+
+
 class GraphBatchOperator(BaseOperator):
     """Run a standard Graph API batch (``POST /`` with ``batch``) of any size.
 
     The requests are validated before any call, planned into calls of at most 50 (dependency
     chains kept together or resolved client-side), sent ``max_concurrency`` calls at a time, and
     entries Graph answers ``null`` are retried. See :mod:`airflow_fb_async.hooks.batch`.
+
+    Exactly once across task retries (Airflow 3.3+): the batch keeps a journal in the task state
+    store, keyed by the task instance and a hash of the rendered requests. A later try with the same
+    requests does not resend entries an earlier try settled (their results are returned, references
+    to them resolve) nor entries whose outcome is unknown (504 ``BatchEntryAmbiguous``); it sends the
+    entries that failed with a definite error and those never sent. Changed requests start afresh
+    (logged). The journal outlives success: clearing the task reruns only what is not settled. On an
+    Airflow without the store the operator logs so at INFO and a retry resends everything.
+
+    A batch that cannot go on (token rejected midway, ...) pushes the results so far as the try's
+    XCom ``return_value`` (``None`` for entries never sent) and fails with a message saying how far
+    it got. An empty ``requests`` list succeeds with ``[]`` and sends nothing.
 
     :param requests: list of dicts with ``method``, ``relative_url`` and optional ``body`` (str or
         dict), ``name``, ``depends_on``, ``omit_response_on_success``, ``attached_files``,
@@ -102,8 +145,17 @@ class GraphBatchOperator(BaseOperator):
         self.api_version = api_version
         self.batch_options = dict(batch_options or {})
 
-    def _progress(self, done: int, total: int, errors: int) -> None:
-        self.log.debug("GraphBatchOperator progress: %d/%d entries, %d errors", done, total, errors)
+    def journal(self, context: Context, requests: Sequence[Any]) -> BatchJournal | None:
+        """Where the batch records what it sent and what came back, for a later try of this task."""
+        return journal_from_context(context, requests, self.log)
+
+    def _push_results(self, context: Context, results: Sequence[Any]) -> bool:
+        """Push ``results`` as this try's ``return_value`` before failing, so what ran is visible."""
+        ti = context.get("ti")
+        if ti is None:
+            return False
+        ti.xcom_push(key="return_value", value=list(results))
+        return True
 
     def execute(self, context: Context) -> list[dict[str, Any]]:
         requests = parse_rendered_list(self.requests)
@@ -111,37 +163,72 @@ class GraphBatchOperator(BaseOperator):
             requests = list(requests)
         # Before the hook, even before a connection lookup: bad input never reaches Graph.
         validated = validate_requests(requests, self.files)
+        if not validated:
+            self.log.info("No requests: nothing to send")
+            return []
+        journal = self.journal(context, requests)
         hook = GraphHook(graph_conn_id=self.graph_conn_id, api_version=self.api_version)
         self.log.info(
             "Running a standard batch of %d requests (max_concurrency=%d)",
             len(requests),
             self.max_concurrency,
         )
-        results = hook.batch(
-            requests,
-            include_headers=self.include_headers,
-            files=self.files,
-            max_concurrency=self.max_concurrency,
-            progress=self._progress,
-            validated=validated,
-            **self.batch_options,
-        )
+        try:
+            results = hook.batch(
+                requests,
+                include_headers=self.include_headers,
+                files=self.files,
+                max_concurrency=self.max_concurrency,
+                validated=validated,
+                journal=journal,
+                **self.batch_options,
+            )
+        except GraphBatchError as err:
+            if err.results is None:
+                raise
+            raise self._stopped(context, hook, requests, err, resumable=journal is not None) from err
         failures = batch_failures(requests, results)
         self.log.info("Batch done: %d entries, %d failed", len(results), len(failures))
         if failures and self.fail_on_error:
-            lines = []
-            for f in failures[:MAX_LISTED_FAILURES]:
-                label = f"#{f['index']}" + (f" {f['name']!r}" if f["name"] else "")
-                detail = f"code {f['code']}"
-                if f["error_code"] is not None:
-                    detail += f", error {f['error_code']}"
-                lines.append(f"  {label} ({f['method']}): {detail}: {f['message']}")
-            if len(failures) > MAX_LISTED_FAILURES:
-                lines.append(f"  ... and {len(failures) - MAX_LISTED_FAILURES} more")
-            message = hook.scrub(
-                f"{len(failures)} of {len(results)} batch entries failed:\n" + "\n".join(lines)
-            )
+            self._push_results(context, results)
             raise GraphBatchError(
-                message, failures=[{**f, "message": hook.scrub(f["message"])} for f in failures]
+                hook.scrub(
+                    f"{len(failures)} of {len(results)} batch entries failed:\n" + failure_lines(failures)
+                ),
+                failures=[{**f, "message": hook.scrub(f["message"])} for f in failures],
             )
         return results
+
+    def _stopped(
+        self,
+        context: Context,
+        hook: GraphHook,
+        requests: Sequence[Mapping[str, Any]],
+        err: GraphBatchError,
+        *,
+        resumable: bool,
+    ) -> GraphBatchError:
+        """The task's error for a batch that could not go on, after pushing the results it has."""
+        results = list(err.results or [])
+        where = "this try's XCom return_value" if self._push_results(context, results) else "on this error"
+        settled = sum(result is not None for result in results)
+        failures = batch_failures(requests, results)
+        retry = (
+            "a retry of this task sends only what is not settled"
+            if resumable
+            else "without a task state store a retry sends the whole batch again"
+        )
+        text = (
+            f"The batch stopped with {settled} of {len(results)} entries settled "
+            f"({len(results) - settled} not sent or not done): "
+            f"{err.cause if err.cause is not None else err}. "
+            f"The results so far are {where} (None for those not settled); {retry}."
+        )
+        if failures:
+            text += f"\n{len(failures)} settled entries failed:\n" + failure_lines(failures)
+        return GraphBatchError(
+            hook.scrub(text),
+            failures=[{**f, "message": hook.scrub(f["message"])} for f in failures],
+            results=results,
+            cause=err.cause,
+        )

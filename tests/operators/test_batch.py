@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -253,3 +254,35 @@ def test_requests_rendered_to_text_are_read_as_the_list(graph_conn: EmulatorAdmi
     assert isinstance(op.requests, str)
     result = op.execute({})
     assert [entry["code"] for entry in result] == [200, 200]
+
+
+@pytest.mark.parametrize("requests", [[], "{{ params.reqs }}"])
+def test_empty_requests_succeed_with_nothing_sent(
+    requests: Any, graph_conn: EmulatorAdmin, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("AIRFLOW_CONN_FACEBOOK_GRAPH_DEFAULT")  # not even a connection lookup
+    op = GraphBatchOperator(task_id="b", requests=requests)
+    op.render_template_fields({"params": {"reqs": []}})  # an XCom of [] rendered to "[]"
+    assert op.execute({}) == []
+    assert graph_conn.http_calls() == 0
+
+
+def test_progress_is_logged_at_info(graph_conn: EmulatorAdmin, caplog: pytest.LogCaptureFixture) -> None:
+    requests = [{"method": "GET", "relative_url": f"act_{i}?fields=id"} for i in range(1, 501)]
+    with caplog.at_level(logging.INFO, logger="airflow_fb_async"):
+        results = run(requests, max_concurrency=1)
+    assert [r["code"] for r in results] == [200] * 500
+    progress = [r for r in caplog.records if r.getMessage().startswith("batch progress:")]
+    assert progress
+    assert all(r.levelno == logging.INFO for r in progress)
+    assert progress[-1].getMessage().startswith("batch progress: 500/500 entries done, 0 errors")
+
+
+def test_without_a_task_state_store_the_log_says_retries_may_resend(
+    graph_conn: EmulatorAdmin, capsys: pytest.CaptureFixture[str]
+) -> None:
+    run([{"method": "GET", "relative_url": "me"}])
+    out = capsys.readouterr().out
+    assert "[info" in out
+    assert "no task_state_store (Airflow 3.3+)" in out
+    assert "a retry of this task may resend requests that an earlier try already sent" in out
