@@ -208,6 +208,11 @@ class TaskInstanceSubmission:
     def _ensure(self, plan: RequestSetPlan, generation: int, index: SetIndex) -> list[SubmittedSet]:
         """Generation ``generation``'s sets: remembered, found by marker, or created (intent first)."""
         known = self.gens[generation] if generation < len(self.gens) else None
+        if known is not None and len(known) != len(plan.parts) and not any(known):
+            # Only an intent, recorded for another split (the requests changed): nothing to verify by
+            # id; the lookup by marker still refuses sets of this key with another shape.
+            known = self.gens[generation] = [None] * len(plan.parts)
+            self._save()
         if self.trusted and known is None:
             self.gens.append([None] * len(plan.parts))
             self._save()

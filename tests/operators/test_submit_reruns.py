@@ -87,6 +87,16 @@ def test_lost_answer_and_failed_lookup_are_settled_by_the_next_try(graph_conn: A
     assert names[ids[1]]["name"].startswith("try 2 [part 2/2 #")
 
 
+def test_an_intent_recorded_for_another_split_is_not_an_error(graph_conn: Any) -> None:
+    """A try died after recording its intent (1 part, nothing created); the requests now make 2 parts."""
+    ctx = context("intent")
+    ctx["task_state_store"].data[STATE_KEY] = {"v": 2, "gens": [[None]]}
+    ids = submit(requests=simple(4), max_set_size=2).execute(ctx)
+    assert len(ids) == 2
+    assert graph_conn.counters()["request_sets_created"] == 2
+    assert ctx["task_state_store"].data[STATE_KEY] == {"v": 2, "gens": [ids]}
+
+
 def test_rename_between_tries_never_duplicates(graph_conn: Any) -> None:
     ctx = context("renamed-by-hand")
     ids = submit(requests=simple(4), max_set_size=2).execute(ctx)
