@@ -30,3 +30,25 @@ def parse_rendered_list(value: Any) -> Any:
         return parse_literal(value)
     except ValueError:
         return value
+
+
+def is_empty_list(value: Any) -> bool:
+    """Whether ``value`` is an empty id list as an XCom may carry it: ``[]``, ``()``, ``{}`` (an empty
+    ``{set_id: counts}`` summary), a list of empty lists (a mapped submit that had nothing to do),
+    or any of these rendered to text (``"[]"``). ``None`` and ``""`` are not: they mean a missing
+    value, which the caller reports."""
+    if isinstance(value, str):
+        text = value.strip()
+        if not text.startswith(("[", "(", "{")):
+            return False
+        try:
+            value = parse_literal(text)
+        except ValueError:
+            return False
+        if isinstance(value, str):
+            return False
+    if isinstance(value, dict):
+        return not value
+    if isinstance(value, list | tuple):
+        return all(is_empty_list(item) for item in value)
+    return False

@@ -123,7 +123,6 @@ CASES = [
     Case(
         "async request missing body", submit([{"name": "a", "relative_url": f"{ACCOUNT}/campaigns"}]), "body"
     ),
-    Case("async requests empty", submit([]), "empty"),
     Case("async duplicate names", submit([OK_REQ, OK_REQ]), "duplicate"),
     Case(
         "async reference to a later entry",
@@ -144,7 +143,6 @@ CASES = [
     Case("async name empty", submit(name="  "), "name"),
     Case("async request not a dict", submit(["x"]), "dict"),
     # AsyncRequestSetSensor
-    Case("sensor ids empty list", sensor([]), "empty"),
     Case("sensor ids empty string", sensor(""), "request set id"),
     Case("sensor id non-digit", sensor("12ab"), "digits"),
     Case("sensor ids nested list with a bad id", sensor([["1"], ["x y"]]), "request set id"),

@@ -72,18 +72,6 @@ def _fail(message: str, index: int | None = None, name: str | None = None) -> Gr
     return GraphInputError(message, index=index, name=name)
 
 
-def _is_json_value(value: Any, depth: int = 0) -> bool:
-    if depth > 32:
-        return False
-    if value is None or isinstance(value, str | bool | int | float):
-        return True
-    if isinstance(value, Mapping):
-        return all(isinstance(k, str) and _is_json_value(v, depth + 1) for k, v in value.items())
-    if isinstance(value, list | tuple):
-        return all(_is_json_value(v, depth + 1) for v in value)
-    return False
-
-
 def _normalise_headers(raw: Any, index: int, name: str | None) -> tuple[str, ...]:
     if raw is None:
         return ()
@@ -216,9 +204,7 @@ def validate_requests(requests: Any, files: Any = None) -> list[BatchEntry]:
             raise _fail(
                 f"body must be a URL-encoded string or a dict, got {type(body_raw).__name__}", index, name
             )
-        if isinstance(body_raw, Mapping) and not _is_json_value(body_raw):
-            raise _fail("body dict must hold only JSON-serialisable values with string keys", index, name)
-        body = encode_body(body_raw) or None
+        body = encode_body(body_raw, index=index, name=name) or None
         if body and method != "POST":
             raise _fail(f"{method} requests cannot have a body (put parameters in relative_url)", index, name)
         omit = raw.get("omit_response_on_success")

@@ -1,28 +1,91 @@
-"""Graph parameter and form-body encoding, shared by the hooks, the batch engine and request sets."""
+"""Graph parameter and form-body encoding, shared by the hooks, the batch engine and request sets.
+
+One rule for every value sent to Graph (query parameters, form fields, batch and async bodies):
+``str`` as is, ``bool`` as ``true``/``false``, numbers as text, ``datetime``/``date`` (pendulum too)
+as ISO 8601, lists, tuples and dicts as compact JSON (datetimes inside as ISO strings, tuples as
+lists). Anything else (a set, bytes, an arbitrary object, NaN) is refused with a
+:class:`~airflow_fb_async.exceptions.GraphInputError` naming the key and the type, before any
+HTTP call: sending its ``repr`` would make Graph store garbage.
+"""
 
 from __future__ import annotations
 
+import datetime
 import json
-from typing import TYPE_CHECKING, Any, overload
+import math
+from collections.abc import Mapping
+from typing import Any, overload
 from urllib.parse import parse_qsl, quote
 
+from airflow_fb_async.exceptions import GraphInputError
 from airflow_fb_async.hooks.references import REF_RE
 
-if TYPE_CHECKING:
-    from collections.abc import Mapping
+#: Deeper nesting than this is refused (a cycle would otherwise recurse forever).
+MAX_DEPTH = 64
+_ACCEPTED = "JSON values (str, int, float, bool, None, list, tuple, dict with str keys), datetime or date"
 
 
-def encode_value(value: Any) -> str:
-    """A Graph parameter value as text: bools lower case, lists/dicts as compact JSON."""
+class _BadValue(Exception):
+    """A value that cannot be sent: where it sits (``key``, ``key.sub[0]``) and why."""
+
+    def __init__(self, where: str, problem: str) -> None:
+        super().__init__(where, problem)
+        self.where = where
+        self.problem = problem
+
+
+def _jsonable(value: Any, where: str, depth: int = 0) -> Any:
+    """``value`` with datetimes/dates as ISO strings and tuples as lists; _BadValue otherwise."""
+    if depth > MAX_DEPTH:
+        raise _BadValue(where, f"nesting deeper than {MAX_DEPTH} levels (a cycle?)")
+    if value is None or isinstance(value, str | bool | int):
+        return value
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise _BadValue(where, f"float {value!r} is not JSON-serialisable")
+        return value
+    if isinstance(value, datetime.date):  # datetime and pendulum DateTime/Date are dates too
+        return value.isoformat()
+    if isinstance(value, Mapping):
+        out: dict[str, Any] = {}
+        for key, item in value.items():
+            if not isinstance(key, str):
+                raise _BadValue(where, f"dict key {key!r} of type {type(key).__name__} is not a string")
+            out[key] = _jsonable(item, f"{where}.{key}", depth + 1)
+        return out
+    if isinstance(value, list | tuple):
+        return [_jsonable(item, f"{where}[{i}]", depth + 1) for i, item in enumerate(value)]
+    raise _BadValue(where, f"a value of type {type(value).__name__} is not JSON-serialisable")
+
+
+def _to_text(value: Any, where: str) -> str:
     if isinstance(value, str):
         return value
     if isinstance(value, bool):
         return "true" if value else "false"
-    if isinstance(value, int | float):
-        return str(value)
-    if isinstance(value, bytes):
-        return value.decode("utf-8")
-    return json.dumps(value, separators=(",", ":"), default=str)
+    if isinstance(value, datetime.date):
+        return value.isoformat()
+    jsonable = _jsonable(value, where)
+    if isinstance(jsonable, int | float):
+        return str(jsonable)
+    return json.dumps(jsonable, separators=(",", ":"), allow_nan=False)
+
+
+def _input_error(err: _BadValue, what: str, index: int | None, name: str | None) -> GraphInputError:
+    return GraphInputError(
+        f"{what} {err.where!r}: {err.problem} (accepted: {_ACCEPTED})", index=index, name=name
+    )
+
+
+def encode_value(value: Any, key: str = "value") -> str:
+    """A Graph parameter value as text: bools lower case, datetimes ISO 8601, lists/dicts compact JSON.
+
+    :raises GraphInputError: naming ``key`` and the type, for a value that is not JSON.
+    """
+    try:
+        return _to_text(value, key)
+    except _BadValue as err:
+        raise _input_error(err, "parameter", None, None) from None
 
 
 def encode_fields(values: Mapping[str, Any] | str | None) -> dict[str, str]:
@@ -31,7 +94,7 @@ def encode_fields(values: Mapping[str, Any] | str | None) -> dict[str, str]:
         return {}
     if isinstance(values, str):
         return dict(parse_qsl(values, keep_blank_values=True))
-    return {str(k): encode_value(v) for k, v in values.items() if v is not None}
+    return {str(k): encode_value(v, str(k)) for k, v in values.items() if v is not None}
 
 
 def quote_keeping_references(text: str) -> str:
@@ -51,23 +114,35 @@ def quote_keeping_references(text: str) -> str:
 
 
 @overload
-def encode_body(body: None) -> None: ...
+def encode_body(body: None, *, index: int | None = None, name: str | None = None) -> None: ...
 
 
 @overload
-def encode_body(body: Mapping[str, Any] | str) -> str: ...
+def encode_body(
+    body: Mapping[str, Any] | str, *, index: int | None = None, name: str | None = None
+) -> str: ...
 
 
-def encode_body(body: Mapping[str, Any] | str | None) -> str | None:
+def encode_body(
+    body: Mapping[str, Any] | str | None, *, index: int | None = None, name: str | None = None
+) -> str | None:
     """A request body as a URL-encoded form string (a string is taken as already encoded).
 
-    A dict is encoded with dict/list values as compact JSON (``targeting``, ``object_story_spec``),
-    booleans as ``true``/``false`` and ``None`` values left out; references stay readable.
+    A dict is encoded with the module's value rule (dict/list values as compact JSON for
+    ``targeting``, ``object_story_spec``...; datetimes ISO 8601), ``None`` values left out;
+    references stay readable. ``index``/``name`` identify the request in errors.
+
+    :raises GraphInputError: naming the request, the body key and the type of a value that is not JSON.
     """
     if body is None or isinstance(body, str):
         return body
-    return "&".join(
-        f"{quote_keeping_references(str(key))}={quote_keeping_references(encode_value(value))}"
-        for key, value in body.items()
-        if value is not None
-    )
+    parts = []
+    for key, value in body.items():
+        if value is None:
+            continue
+        try:
+            text = _to_text(value, str(key))
+        except _BadValue as err:
+            raise _input_error(err, "body key", index, name) from None
+        parts.append(f"{quote_keeping_references(str(key))}={quote_keeping_references(text)}")
+    return "&".join(parts)

@@ -513,9 +513,15 @@ class GraphHook(_GraphHookBase):
         name: str,
         notification_uri: str | None = None,
         notification_mode: str | None = None,
+        idempotency_key: str | None = None,
         **options: Any,
     ) -> list[str]:
-        """Create async request set(s) on an ad account; returns the set ids."""
+        """Create async request set(s) on an ad account; returns the set ids.
+
+        Calls with the same ``idempotency_key`` on the same account return the same sets and never
+        create them twice (also when a create's answer was lost); without one every call creates
+        new sets (see :mod:`airflow_fb_async.hooks.request_sets`).
+        """
         from airflow_fb_async.hooks.request_sets import create_request_sets
 
         return create_request_sets(
@@ -525,6 +531,7 @@ class GraphHook(_GraphHookBase):
             name,
             notification_uri=notification_uri,
             notification_mode=notification_mode,
+            idempotency_key=idempotency_key,
             **options,
         )
 

@@ -6,7 +6,7 @@ import hashlib
 import time
 from datetime import timedelta
 from functools import cached_property
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseOperator
 from airflow.sdk.configuration import conf
@@ -17,10 +17,11 @@ from airflow_fb_async.exceptions import (
     GraphAPIError,
     GraphInputError,
 )
+from airflow_fb_async.hooks.request_set_reruns import TaskInstanceSubmission, TaskStateStore
 from airflow_fb_async.hooks.request_sets import (
     MAX_SET_SIZE,
+    SubmittedSet,
     plan_request_sets,
-    submit_plan,
     validate_notification_mode,
     validate_notification_uri,
     validate_set_name,
@@ -33,14 +34,13 @@ if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
 
     from airflow.sdk import Context
-    from pydantic import JsonValue
 
     from airflow_fb_async.hooks.graph import GraphHook
+    from airflow_fb_async.hooks.request_set_plan import RequestSetPlan
 
 #: Fields read when waiting on sets (multi-id read).
 SET_STATUS_FIELDS = ",".join(("id", "name", "is_completed", *SET_COUNT_FIELDS))
-#: Graph's multi-id read takes at most this many ids.
-#: task_state_store key holding the ids created by an earlier try of the same task instance.
+#: task_state_store key holding the submission state of the task instance (set ids per generation).
 STATE_KEY = "fb_async_request_set_ids"
 
 
@@ -88,11 +88,16 @@ class SubmitAsyncBatchOperator(_GraphOperatorMixin, BaseOperator):
     """
     Submit requests to an ad account as asynchronous batch request sets, and optionally wait for them.
 
-    The requests are validated before any call, split into request sets of at most ``max_set_size``
-    (Graph allows 1000) without separating ``{result=NAME:...}`` reference chains, and named
-    deterministically: ``"{name} #{task instance hash}"``, plus ``" [part k/n]"`` when there are several.
-    Before creating anything, the operator looks for sets with those names on the account and reuses
-    them, so a retry or a rerun of the same task instance never creates the sets twice.
+    The requests are validated before any call and split into request sets of at most
+    ``max_set_size`` (Graph allows 1000) without separating ``{result=NAME:...}`` reference chains.
+    The submission is keyed by task instance (dag, task, run, map index): each set's name ends with
+    the key's marker (``"{name} [part k/n #3f9a1c2b7d4e]"``) and, on Airflow 3.3+, the set ids are
+    kept in the task's state store. A retry or rerun of the same task instance therefore finds its
+    sets, even if they were renamed or the rendered ``name`` changed, and never creates them twice;
+    a create whose answer was lost is looked up, not resent. A rerun whose earlier sets were
+    canceled submits again exactly the canceled requests (in new sets named ``"{name} (resubmit
+    g)"``), never those that ran, and returns every set that now holds the work. ``requests=[]``
+    sends nothing and returns ``[]``. Details and limits: :mod:`airflow_fb_async.hooks.request_set_reruns`.
 
     :param ad_account_id: ``act_<digits>`` or ``<digits>``. (templated)
     :param requests: list of ``{"name", "relative_url", "body"}``; ``body`` a URL-encoded string or a
@@ -110,7 +115,7 @@ class SubmitAsyncBatchOperator(_GraphOperatorMixin, BaseOperator):
     :param graph_conn_id: Graph connection id. (templated)
     :param api_version: Graph API version, default the connection's. (templated)
 
-    :return: the request set ids (list), or with ``wait_for_completion`` the summary
+    :return: the ids of the request sets holding the work (list), or with ``wait_for_completion`` the summary
         ``{set_id: {"total_count", "success_count", "error_count", "canceled_count"}}`` (the ids are
         then also pushed under the XCom key ``request_set_ids``).
     """
@@ -171,39 +176,44 @@ class SubmitAsyncBatchOperator(_GraphOperatorMixin, BaseOperator):
         timeout = _timeout_seconds(self.timeout)
         if not isinstance(self.name, str) or not self.name.strip():
             raise GraphInputError(f"request set name must be a non-empty string, got {self.name!r}")
-        full_name = f"{self.name} #{task_instance_key(context)}"
-        plan = plan_request_sets(
-            self.ad_account_id,
-            parse_rendered_list(self.requests),
-            full_name,
-            notification_uri=self.notification_uri,
-            notification_mode=self.notification_mode,
-            max_set_size=self.max_set_size,
-        )
+        key = task_instance_key(context)
+        plan = self._plan(parse_rendered_list(self.requests), key, 0)
+        self.request_set_ids = []
+        if not plan.parts:
+            self.log.info("No requests to submit: nothing sent")
+            return self._nothing_to_do(context)
         self.log.info(
-            "Submitting %d request(s) to %s as %d request set(s) named %r",
+            "Submitting %d request(s) to %s as %d request set(s) named %r (task instance key %s)",
             plan.total,
             plan.ad_account_id,
             len(plan.parts),
-            full_name,
+            plan.parts[0].name,
+            key,
         )
-        # Ids are recorded as each part comes to exist, so on_kill can cancel a half-done submission.
-        self.request_set_ids = []
-        submitted = submit_plan(
-            self.hook,
-            plan,
-            known_ids=self._remembered_ids(context),
-            on_part=lambda part: self.request_set_ids.append(part.id),
-        )
-        self._remember_ids(context, self.request_set_ids)
-        for s in submitted:
+
+        def record(part: SubmittedSet) -> None:
+            # Ids are recorded as each part comes to exist, so on_kill can cancel a half-done submission.
+            if part.id not in self.request_set_ids:
+                self.request_set_ids.append(part.id)
             self.log.info(
                 "Request set %s (%r): %d request(s), %s",
-                s.id,
-                s.name,
-                s.size,
-                "created" if s.created else "already existed, reused",
+                part.id,
+                part.name,
+                part.size,
+                "created" if part.created else "already existed, reused",
             )
+
+        submission = TaskInstanceSubmission(
+            self.hook,
+            plan,
+            lambda requests, generation: self._plan(requests, key, generation),
+            store=TaskStateStore.of(context, STATE_KEY),
+            on_set=record,
+        ).run()
+        self.request_set_ids = submission.set_ids
+        if submission.resubmitted:
+            self.log.info("Submitted %d canceled request(s) again", submission.resubmitted)
+        self.log.info("Request sets holding the work: %s", ", ".join(self.request_set_ids))
         if not self.wait_for_completion:
             return self.request_set_ids
 
@@ -319,30 +329,26 @@ class SubmitAsyncBatchOperator(_GraphOperatorMixin, BaseOperator):
             except FacebookGraphError as err:
                 self.log.warning("Could not cancel request set %s: %s", set_id, err)
 
-    # Airflow 3.3 task_state_store: remember the ids across tries of this task instance. Name-based
-    # reconcile is the guarantee; this only saves the listing of the account's sets on a retry.
+    def _plan(self, requests: Any, key: str, generation: int) -> RequestSetPlan:
+        """Generation 0: the task's requests; generation g: canceled ones submitted again."""
+        suffix = f" (resubmit {generation})" if generation else ""
+        return plan_request_sets(
+            self.ad_account_id,
+            requests,
+            f"{self.name}{suffix}",
+            notification_uri=self.notification_uri,
+            notification_mode=self.notification_mode,
+            max_set_size=self.max_set_size,
+            idempotency_key=f"{key}|resubmit {generation}" if generation else key,
+        )
 
-    def _remembered_ids(self, context: Context) -> list[str] | None:
-        store = context.get("task_state_store")
-        if store is None:
-            return None
-        try:
-            value = store.get(STATE_KEY)
-        except Exception as err:  # the store is an optimisation: never fail the task on it
-            self.log.debug("task_state_store unavailable: %s", err)
-            return None
-        if isinstance(value, list) and all(isinstance(v, str) for v in value):
-            return [str(v) for v in value]
-        return None
-
-    def _remember_ids(self, context: Context, ids: list[str]) -> None:
-        store = context.get("task_state_store")
-        if store is None:
-            return
-        try:
-            store.set(STATE_KEY, cast("JsonValue", list(ids)))
-        except Exception as err:
-            self.log.debug("could not write task_state_store: %s", err)
+    def _nothing_to_do(self, context: Context) -> list[str] | dict[str, dict[str, int]]:
+        if not self.wait_for_completion:
+            return []
+        ti = context.get("ti")
+        if ti is not None and hasattr(ti, "xcom_push"):
+            ti.xcom_push(key="request_set_ids", value=[])
+        return {}
 
 
 class UpdateAsyncRequestSetOperator(_GraphOperatorMixin, BaseOperator):

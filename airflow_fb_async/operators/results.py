@@ -44,7 +44,7 @@ from airflow_fb_async.hooks.statuses import (
     normalize_statuses,
     set_is_completed,
 )
-from airflow_fb_async.literals import parse_literal
+from airflow_fb_async.literals import is_empty_list, parse_literal
 from airflow_fb_async.triggers.async_request_set import normalize_ids
 
 if TYPE_CHECKING:
@@ -88,8 +88,8 @@ class AsyncRequestResultsOperator(BaseOperator):
         the number of ids written and ``counts_by_status`` counts every request read.
     :param max_xcom_items: Most items (or ids) returned through XCom when ``output_path`` is not
         set. More fails the task with a message that says to set ``output_path``; nothing is ever
-        silently truncated. Fetching stops as soon as the limit is exceeded (or before fetching at
-        all when the sets' counts already show it).
+        silently truncated. Fetching stops as soon as the limit is exceeded, or never starts when
+        the sets' counts already show it (with ``ids_only``: when their success counts exceed it).
     :param page_size: Requests per page of the ``requests`` edge (default: the connection's
         ``page_size``, 500). Graph clamps it to its maximum.
     :param graph_conn_id: Airflow connection id of the Graph API (templated).
@@ -171,6 +171,9 @@ class AsyncRequestResultsOperator(BaseOperator):
         raise GraphInputError(f"{what} must be a string or a list, got {type(value).__name__}: {value!r}")
 
     def _validated_set_ids(self) -> list[str]:
+        """The set ids to read; ``[]`` (a submit that had nothing to do) is accepted: no results."""
+        if is_empty_list(self.request_set_ids):
+            return []
         return normalize_ids(self.request_set_ids, "request_set_ids")
 
     def _validated_statuses(self) -> list[str] | None:
@@ -254,6 +257,8 @@ class AsyncRequestResultsOperator(BaseOperator):
         self, hook: GraphHook, set_ids: list[str], statuses: list[str] | None, *, early_limit: bool
     ) -> dict[str, int | None]:
         """Read each set's counts (1 multi-id call per 50 sets) for progress totals and early checks."""
+        if not set_ids:
+            return {}
         count_fields = ["id", "is_completed", "total_count", "initial_count", "in_progress_count"]
         count_fields += ["success_count", "error_count", "canceled_count"]
         sets = hook.get_request_sets(set_ids, fields=count_fields)
@@ -273,6 +278,13 @@ class AsyncRequestResultsOperator(BaseOperator):
                 )
             totals[set_id] = _expected_total(info, statuses)
         # Fail before fetching anything when the counts already prove the limit is exceeded.
+        if early_limit and self.ids_only:
+            # Every id comes from a successful request (updates succeed without one): the success
+            # counts bound the ids, and they only grow. Over the limit, the task could only ever
+            # fail after reading pages for nothing, so it fails now.
+            successes = sum(_int((sets.get(set_id) or {}).get("success_count")) for set_id in set_ids)
+            if successes > self.max_xcom_items:
+                raise TooManyResultsError(self._limit_message(f"up to {successes}"))
         # Exact only for all requests (total_count) or SUCCESS alone (success_count) of completed sets.
         exact = statuses is None or statuses == [AsyncRequestStatus.SUCCESS.value]
         if early_limit and not self.ids_only and exact and all_completed:

@@ -10,6 +10,7 @@ from airflow.sdk import BaseSensorOperator, PokeReturnValue
 from airflow.sdk.configuration import conf
 
 from airflow_fb_async.exceptions import AsyncRequestSetError
+from airflow_fb_async.literals import is_empty_list
 from airflow_fb_async.triggers.async_request_set import (
     SET_FIELDS,
     AsyncRequestSetTrigger,
@@ -67,14 +68,15 @@ class AsyncRequestSetSensor(BaseSensorOperator):
         self.cancel_on_kill = cancel_on_kill
         self.graph_conn_id = graph_conn_id
         self.api_version = api_version
-        if _is_literal(request_set_ids):
+        if _is_literal(request_set_ids) and not is_empty_list(request_set_ids):
             normalize_set_ids(request_set_ids)  # fail at parse time on a literal bad id
         self._tracker: ProgressTracker | None = None
 
     # -- helpers ---------------------------------------------------------------------------------
 
     def _ids(self) -> list[str]:
-        return normalize_set_ids(self.request_set_ids)
+        """The set ids to wait for; ``[]`` (a submit that had nothing to do) is accepted as is."""
+        return [] if is_empty_list(self.request_set_ids) else normalize_set_ids(self.request_set_ids)
 
     def _hook(self) -> Any:
         from airflow_fb_async.hooks.graph import GraphHook
@@ -126,6 +128,9 @@ class AsyncRequestSetSensor(BaseSensorOperator):
 
     def execute(self, context: Context) -> Any:
         tracker = self._get_tracker()
+        if not tracker.set_ids:
+            self.log.info("No request sets to wait for (an empty list): done")
+            return {}
         if not self.deferrable:
             return super().execute(context)
         if self._try_check(tracker, self._hook(), "First check failed", "deferring anyway"):

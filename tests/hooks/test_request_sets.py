@@ -13,6 +13,7 @@ import pytest
 
 from airflow_fb_async.exceptions import FacebookGraphError, GraphAmbiguousError, GraphInputError
 from airflow_fb_async.hooks import request_sets as rs
+from tests.conftest import TEST_TOKEN
 
 
 def req(name: str, relative_url: str = "act_1/campaigns", body: Any = "a=1") -> dict[str, Any]:
@@ -82,7 +83,8 @@ def test_find_references_reads_percent_encoded_references() -> None:
 BAD_INPUTS: list[tuple[str, dict[str, Any], str]] = [
     ("requests not a list", {"requests": {"name": "x"}}, "requests must be a list"),
     ("requests a string", {"requests": "[]"}, "requests must be a list"),
-    ("empty list", {"requests": []}, "requests is empty"),
+    ("idempotency_key empty", {"idempotency_key": " "}, "idempotency_key must be a non-empty string"),
+    ("idempotency_key not a string", {"idempotency_key": 5}, "idempotency_key must be a non-empty string"),
     ("entry not a dict", {"requests": [req("a"), "b"]}, "request #1: must be a dict"),
     ("missing name", {"requests": [{"relative_url": "act_1/ads", "body": ""}]}, "'name' is required"),
     ("empty name", {"requests": [req("")]}, "'name' must be a non-empty string"),
@@ -250,68 +252,94 @@ def test_2500_requests_create_three_sets_with_documented_fields(hook: Any, graph
         assert got["notification_uri"] == "http://127.0.0.1:9/n"
 
 
-def test_rerun_reuses_sets_by_name_and_creates_nothing(hook: Any, graph_conn: Any) -> None:
+def test_same_name_without_key_creates_new_sets_every_call(hook: Any, graph_conn: Any) -> None:
+    """Issue 12: a daily job with a fixed name got yesterday's set back; its requests were never sent."""
+    requests = [req(f"r{i}", "act_5/campaigns", "name=x&objective=OUTCOME_TRAFFIC") for i in range(5)]
+    first = rs.create_request_sets(hook, "act_5", requests, "daily", max_set_size=2)
+    second = rs.create_request_sets(hook, "act_5", requests, "daily", max_set_size=2)
+    assert set(first).isdisjoint(second)
+    assert graph_conn.counters()["request_sets_created"] == 6
+    assert len(graph_conn.objects("async_request")) == 10  # the second day's requests were sent
+    got = hook.get_request_sets(second, fields="id,name,total_count")
+    assert [got[i]["name"] for i in second] == [f"daily [part {k}/3]" for k in (1, 2, 3)]
+
+
+def test_same_key_returns_the_same_sets_whatever_the_name(hook: Any, graph_conn: Any) -> None:
     requests = [req(f"r{i}", "act_5/campaigns", "name=x") for i in range(5)]
-    first = rs.create_request_sets(hook, "act_5", requests, "again", max_set_size=2)
-    assert graph_conn.counters()["request_sets_created"] == 3
-    second = rs.create_request_sets(hook, "act_5", requests, "again", max_set_size=2)
-    assert second == first
-    assert graph_conn.counters()["request_sets_created"] == 3
+    first = rs.create_request_sets(hook, "act_5", requests, "try 1", max_set_size=2, idempotency_key="k")
+    creates = graph_conn.counters()["calls_by_kind"]["async_batch_create"]
+    again = rs.create_request_sets(hook, "5", requests, "try 2", max_set_size=2, idempotency_key="k")
+    assert again == first
+    assert graph_conn.counters()["calls_by_kind"]["async_batch_create"] == creates == 3
+    digest = rs.key_digest("act_5", "k")
+    got = hook.get_request_sets(first, fields="id,name")
+    assert [got[i]["name"] for i in first] == [f"try 1 [part {k}/3 #{digest}]" for k in (1, 2, 3)]
+    # another key, or the same key on another account, is another submission
+    other = rs.create_request_sets(hook, "act_5", requests, "try 1", max_set_size=2, idempotency_key="k2")
+    assert set(other).isdisjoint(first)
+    assert graph_conn.counters()["request_sets_created"] == 6
 
 
-def test_existing_set_with_other_size_is_a_clear_error(hook: Any, graph_conn: Any) -> None:
-    rs.create_request_sets(hook, "act_6", [req("a", "act_6/campaigns", "name=x")], "taken")
-    with pytest.raises(FacebookGraphError, match="already used on act_6 by a set with a different number"):
-        rs.create_request_sets(
-            hook,
-            "act_6",
-            [req("a", "act_6/campaigns", "name=x"), req("b", "act_6/campaigns", "name=y")],
-            "taken",
-        )
+def test_same_key_with_other_requests_is_a_clear_error(hook: Any, graph_conn: Any) -> None:
+    rs.create_request_sets(hook, "act_6", [req("a", "act_6/campaigns", "name=x")], "job", idempotency_key="k")
+    two = [req("a", "act_6/campaigns", "name=x"), req("b", "act_6/campaigns", "name=y")]
+    with pytest.raises(FacebookGraphError, match="different number of requests"):
+        rs.create_request_sets(hook, "act_6", two, "job", idempotency_key="k")
+    with pytest.raises(FacebookGraphError, match="split into 1 part"):
+        rs.create_request_sets(hook, "act_6", two, "job", idempotency_key="k", max_set_size=1)
     assert graph_conn.counters()["request_sets_created"] == 1
 
 
-def test_ambiguous_create_is_reconciled_by_name_not_resent(hook: Any, graph_conn: Any) -> None:
+@pytest.mark.parametrize("fault", ["error_after_commit", "drop_after_commit"])
+def test_uncertain_create_with_key_is_reconciled_not_resent(hook: Any, graph_conn: Any, fault: str) -> None:
+    """Issue 12: a 500 answer to a committed create made 2 sets of the same name."""
     requests = [req(f"r{i}", "act_8/campaigns", "name=x") for i in range(4)]
-    graph_conn.fault("drop_after_commit", path_regex="async_batch_requests")
-    ids = rs.create_request_sets(hook, "act_8", requests, "dropped", max_set_size=2)
+    graph_conn.fault(fault, method="POST", path_regex="async_batch_requests")
+    ids = rs.create_request_sets(hook, "act_8", requests, "lost", max_set_size=2, idempotency_key="k")
     assert len(ids) == 2
     assert graph_conn.counters()["request_sets_created"] == 2
     creates = [c for c in graph_conn.calls() if c["kind"] == "async_batch_create"]
-    assert len(creates) == 2  # the dropped one was not sent again
-    sets = hook.get_request_sets(ids, fields="id,name,total_count")
-    assert sorted(s["name"] for s in sets.values()) == ["dropped [part 1/2]", "dropped [part 2/2]"]
+    assert len(creates) == 2  # the one whose answer was lost was not sent again
+    assert len(graph_conn.objects("async_request")) == 4
+    # and the same call again finds both
+    assert rs.create_request_sets(hook, "act_8", requests, "lost", max_set_size=2, idempotency_key="k") == ids
+    assert graph_conn.counters()["request_sets_created"] == 2
 
 
-def test_ambiguous_create_that_did_not_commit_is_created_once(hook: Any, graph_conn: Any) -> None:
-    """A drop before the work is done: nothing on the account, so the part is created (once)."""
+@pytest.mark.parametrize("fault", ["error_after_commit", "drop_after_commit"])
+def test_uncertain_create_without_key_raises_and_is_not_resent(
+    hook: Any, graph_conn: Any, fault: str
+) -> None:
+    graph_conn.fault(fault, method="POST", path_regex="async_batch_requests")
+    with pytest.raises(GraphAmbiguousError, match=r"part 1/1 'nokey'.*idempotency_key") as info:
+        rs.create_request_sets(hook, "act_8", [req("a", "act_8/campaigns", "name=x")], "nokey")
+    assert TEST_TOKEN not in str(info.value)
+    assert graph_conn.counters()["request_sets_created"] == 1
+    assert len([c for c in graph_conn.calls() if c["kind"] == "async_batch_create"]) == 1
 
-    class DroppingHook:
-        def __init__(self, inner: Any) -> None:
-            self.inner = inner
-            self.dropped = False
 
-        def post(self, path: str, data: Any = None, files: Any = None) -> Any:
-            if not self.dropped:
-                self.dropped = True
-                raise GraphAmbiguousError("connection dropped", method="POST", path=path)
-            return self.inner.post(path, data=data)
-
-        def __getattr__(self, name: str) -> Any:
-            return getattr(self.inner, name)
-
+def test_uncertain_create_that_did_not_commit_is_created_once(hook: Any, graph_conn: Any) -> None:
+    """A 500 before the work is done: the lookup finds nothing, so the part is created (once)."""
+    graph_conn.fault("500", method="POST", path_regex="async_batch_requests")
     ids = rs.create_request_sets(
-        DroppingHook(hook), "act_9", [req("a", "act_9/campaigns", "name=x")], "lost", ambiguous_delay=0.01
+        hook,
+        "act_9",
+        [req("a", "act_9/campaigns", "name=x")],
+        "lost",
+        idempotency_key="k",
+        ambiguous_delay=0.01,
     )
     assert len(ids) == 1
     assert graph_conn.counters()["request_sets_created"] == 1
+    assert len([c for c in graph_conn.calls() if c["kind"] == "async_batch_create"]) == 2
 
 
-def test_known_ids_skip_the_listing(hook: Any, graph_conn: Any) -> None:
+def test_known_ids_skip_the_listing_and_survive_a_rename(hook: Any, graph_conn: Any) -> None:
     requests = [req("a", "act_10/campaigns", "name=x")]
-    ids = rs.create_request_sets(hook, "act_10", requests, "known")
+    ids = rs.create_request_sets(hook, "act_10", requests, "known", idempotency_key="k")
+    hook.update_request_set(ids[0], name="renamed by a user")
     before = graph_conn.counters()["calls_by_kind"]
-    again = rs.create_request_sets(hook, "act_10", requests, "known", known_ids=ids)
+    again = rs.create_request_sets(hook, "act_10", requests, "known", idempotency_key="k", known_ids=ids)
     after = graph_conn.counters()["calls_by_kind"]
     assert again == ids
     assert after.get("get_edge", 0) == before.get("get_edge", 0)  # no listing of the account's sets
@@ -335,7 +363,11 @@ def test_dict_body_reaches_graph_url_encoded(hook: Any, graph_conn: Any) -> None
 
 def test_hook_create_async_batch_delegates_with_options(hook: Any, graph_conn: Any) -> None:
     requests = [req(f"r{i}", "act_12/campaigns", "name=x&objective=OUTCOME_TRAFFIC") for i in range(3)]
-    ids = hook.create_async_batch("act_12", requests, "via-hook", max_set_size=2)
+    ids = hook.create_async_batch("act_12", requests, "via-hook", max_set_size=2, idempotency_key="day-1")
     assert len(ids) == 2
-    assert hook.create_async_batch("12", requests, "via-hook", max_set_size=2) == ids
+    assert hook.create_async_batch("12", requests, "via-hook", max_set_size=2, idempotency_key="day-1") == ids
     assert graph_conn.counters()["request_sets_created"] == 2
+    graph_conn.fault("error_after_commit", method="POST", path_regex="async_batch_requests")
+    other = hook.create_async_batch("12", requests, "via-hook", max_set_size=2, idempotency_key="day-2")
+    assert set(other).isdisjoint(ids)
+    assert graph_conn.counters()["request_sets_created"] == 4

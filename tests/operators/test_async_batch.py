@@ -25,6 +25,7 @@ from airflow_fb_async.exceptions import (
     GraphAPIError,
     GraphInputError,
 )
+from airflow_fb_async.hooks.request_sets import key_digest
 from airflow_fb_async.operators.async_batch import (
     CancelAsyncRequestSetOperator,
     SubmitAsyncBatchOperator,
@@ -188,9 +189,9 @@ def test_submit_returns_ids_names_sets_and_logs_sizes(graph_conn: Any, logs: Any
     text = logs()
     assert isinstance(ids, list)
     assert len(ids) == 3
-    key = task_instance_key(context)
+    digest = key_digest(ACCOUNT, task_instance_key(context))
     sets = hook().get_request_sets(ids, fields="id,name,total_count")
-    assert [sets[i]["name"] for i in ids] == [f"job #{key} [part {k}/3]" for k in (1, 2, 3)]
+    assert [sets[i]["name"] for i in ids] == [f"job [part {k}/3 #{digest}]" for k in (1, 2, 3)]
     assert [int(sets[i]["total_count"]) for i in ids] == [2, 2, 1]
     for set_id, size in zip(ids, [2, 2, 1], strict=True):
         assert f"Request set {set_id}" in text
@@ -233,9 +234,9 @@ def test_dropped_create_then_retry_holds_one_set_per_part(graph_conn: Any) -> No
     graph_conn.fault("drop_after_commit", method="POST", path_regex="async_batch_requests")
     ids = submit(requests=requests, max_set_size=3).execute(context)
     assert len(ids) == 2
-    key = task_instance_key(context)
-    sets = [o for o in graph_conn.objects() if str(o.get("name", "")).startswith(f"job #{key}")]
-    assert sorted(o["name"] for o in sets) == [f"job #{key} [part 1/2]", f"job #{key} [part 2/2]"]
+    digest = key_digest(ACCOUNT, task_instance_key(context))
+    sets = graph_conn.objects("async_request_set")
+    assert sorted(o["name"] for o in sets) == [f"job [part 1/2 #{digest}]", f"job [part 2/2 #{digest}]"]
     assert sorted(str(o["id"]) for o in sets) == sorted(ids)
     assert graph_conn.counters()["request_sets_created"] == 2
     got = hook().get_request_sets(ids, fields="id,name,total_count")
@@ -263,7 +264,7 @@ def test_task_state_store_remembers_ids_and_skips_listing(graph_conn: Any) -> No
     store = StubStore()
     context = {"ti": StubTI(run_id="stored"), "task_state_store": store}
     ids = submit().execute(context)
-    assert store.data["fb_async_request_set_ids"] == ids
+    assert store.data["fb_async_request_set_ids"] == {"v": 2, "gens": [ids]}
     listings = graph_conn.counters()["calls_by_kind"].get("get_edge", 0)
     assert submit().execute(context) == ids
     assert graph_conn.counters()["calls_by_kind"].get("get_edge", 0) == listings
@@ -448,7 +449,6 @@ def test_cancel_completed_set_cancels_nothing(graph_conn: Any) -> None:
 BAD_OPERATOR_INPUTS: list[tuple[str, Any, str]] = [
     ("account", lambda: submit(ad_account_id="act_12x"), "ad_account_id"),
     ("requests not list", lambda: submit(requests="oops"), "requests must be a list"),
-    ("requests empty", lambda: submit(requests=[]), "requests is empty"),
     ("method", lambda: submit(requests=[{**simple(1)[0], "method": "GET"}]), "POST-only"),
     ("body type", lambda: submit(requests=[{**simple(1)[0], "body": 5}]), "'body' must be"),
     ("duplicate", lambda: submit(requests=simple(1) + simple(1)), "duplicate name"),
@@ -517,7 +517,7 @@ def test_dag_submit_and_wait_deferrable(graph_conn: Any, airflow_db: None) -> No
     graph_conn.config(async_pace=4)  # ~1 s per set: the task defers and the trigger runs inline
     dag_run: Any = run_dag("test_submit_async_batch", account="act_777")
     assert "success" in str(dag_run.state), dag_run.state
-    sets = [o for o in graph_conn.objects() if str(o.get("name", "")).startswith("e2e #")]
+    sets = [o for o in graph_conn.objects("async_request_set") if str(o.get("name", "")).startswith("e2e [")]
     assert len(sets) == 2
     views = hook().get_request_sets([str(s["id"]) for s in sets], fields="is_completed,success_count")
     assert sorted(int(v["success_count"]) for v in views.values()) == [2, 3]
@@ -549,17 +549,18 @@ def test_submit_killed_midway_cancels_the_parts_already_created(graph_conn: Any)
     """Part 1 exists, part 2's create keeps failing: the kill cancels part 1 (its id was recorded)."""
     graph_conn.config(async_pace=0)
     op = submit(requests=simple(5), max_set_size=3, cancel_on_kill=True)
-    real_post = op.hook.post
+    real_request = op.hook.request
     creates = {"n": 0}
 
-    def post_then_fail_second_create(path: str, *args: Any, **kwargs: Any) -> Any:
-        # The emulator answers every create from the second one on with HTTP 500 (real HTTP calls).
-        creates["n"] += 1
-        if creates["n"] == 2:
-            graph_conn.fault("500", count=50, method="POST", path_regex="async_batch_requests")
-        return real_post(path, *args, **kwargs)
+    def request_then_fail_second_create(method: str, path: str, *args: Any, **kwargs: Any) -> Any:
+        # Every create from the second one on is refused with code 100 (real HTTP calls).
+        if method == "POST" and path.endswith("async_batch_requests"):
+            creates["n"] += 1
+            if creates["n"] == 2:
+                kwargs["data"] = {**kwargs["data"], "adbatch": "not json"}
+        return real_request(method, path, *args, **kwargs)
 
-    op.hook.post = post_then_fail_second_create  # type: ignore[method-assign]
+    op.hook.request = request_then_fail_second_create  # type: ignore[method-assign]
     with pytest.raises(GraphAPIError):
         op.execute(ctx(run_id="midway"))
     assert len(op.request_set_ids) == 1
