@@ -19,14 +19,22 @@ class FacebookGraphError(AirflowException):
 class GraphInputError(FacebookGraphError, ValueError):
     """Bad input, found before any HTTP call. Names the offending item (index and/or name)."""
 
-    def __init__(self, message: str, *, index: int | None = None, name: str | None = None) -> None:
+    def __init__(
+        self, message: str, *, index: int | None = None, name: str | None = None, line: int | None = None
+    ) -> None:
         self.index = index
         self.name = name
+        #: 1-based line of a JSON Lines requests file (file-fed operators), else None.
+        self.line = line
+        #: The message without the "request ...: " prefix (to name the item again, e.g. by line).
+        self.detail = message
         where = []
         if index is not None:
             where.append(f"#{index}")
         if name is not None:
             where.append(repr(name))
+        if line is not None:
+            where.append(f"on line {line}")
         prefix = f"request {' '.join(where)}: " if where else ""
         super().__init__(prefix + message)
 

@@ -24,13 +24,10 @@ Normalised item (one per request)::
 from __future__ import annotations
 
 import json
-import os
 import re
-import uuid
 from collections import Counter
 from collections.abc import Generator, Iterable, Iterator, Sequence
-from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 from airflow.sdk import BaseOperator, ObjectStoragePath
 
@@ -44,10 +41,13 @@ from airflow_fb_async.hooks.statuses import (
     normalize_statuses,
     set_is_completed,
 )
+from airflow_fb_async.jsonl import JsonlWriter, StoragePath, storage_path
 from airflow_fb_async.literals import is_empty_list, parse_literal
 from airflow_fb_async.triggers.async_request_set import normalize_ids
 
 if TYPE_CHECKING:
+    import os
+
     from airflow.sdk import Context, XComArg
 
 #: Fields always read from the ``requests`` edge.
@@ -56,11 +56,8 @@ BASE_FIELDS = ("id", "status", "result")
 RESERVED_KEYS = frozenset({"id", "request_set_id", "status", "result", "errors"})
 #: Graph's page size when neither the operator nor the connection sets one (the emulator's max).
 DEFAULT_PAGE_SIZE = 500
-#: Lines buffered (then scrubbed and written at once) when streaming JSON Lines.
-WRITE_CHUNK_LINES = 500
 
 _FIELD_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-_LOCAL_PROTOCOLS = frozenset({"", "file", "local"})
 
 
 class AsyncRequestResultsOperator(BaseOperator):
@@ -213,24 +210,8 @@ class AsyncRequestResultsOperator(BaseOperator):
                 out.append(item)
         return out
 
-    def _validated_output(self) -> Path | ObjectStoragePath | None:
-        value = self.output_path
-        if value is None:
-            return None
-        if isinstance(value, ObjectStoragePath):
-            return value
-        if isinstance(value, os.PathLike):
-            value = os.fspath(value)
-        if not isinstance(value, str) or not value.strip():
-            raise GraphInputError(
-                f"output_path must be a non-empty string, a path or an ObjectStoragePath, got {value!r}"
-            )
-        value = value.strip()
-        if value.endswith(("/", os.sep)):
-            raise GraphInputError(f"output_path must name a file, not a directory: {value!r}")
-        if "://" in value:
-            return ObjectStoragePath(value)
-        return Path(value).expanduser().absolute()
+    def _validated_output(self) -> StoragePath | None:
+        return None if self.output_path is None else storage_path(self.output_path, "output_path")
 
     # ------------------------------------------------------------------ execution
 
@@ -365,47 +346,25 @@ class AsyncRequestResultsOperator(BaseOperator):
         return cast("list[Any]", result)
 
     def _write_jsonl(
-        self, hook: GraphHook, items: Iterator[dict[str, Any]], output: Path | ObjectStoragePath
+        self, hook: GraphHook, items: Iterator[dict[str, Any]], output: StoragePath
     ) -> dict[str, Any]:
-        tmp: Path | ObjectStoragePath = output.with_name(f".{output.name}.tmp-{uuid.uuid4().hex[:12]}")
-        is_local = isinstance(output, Path) or getattr(output, "protocol", "") in _LOCAL_PROTOCOLS
         counts: Counter[str] = Counter()
-        count = no_id = 0
-        try:
-            if is_local:
-                tmp.parent.mkdir(parents=True, exist_ok=True)
-            with _open_binary_for_write(tmp) as fh:
-                # Lines are scrubbed and written in small chunks: bounded memory, one scrub per chunk.
-                chunk: list[str] = []
-                for item in items:
-                    counts[item["status"]] += 1
-                    value: Any = item
-                    if self.ids_only:
-                        value = created_object_id(item)
-                        if value is None:
-                            no_id += 1
-                            continue
-                    chunk.append(json.dumps(value, ensure_ascii=False, separators=(",", ":")))
-                    count += 1
-                    if len(chunk) >= WRITE_CHUNK_LINES:
-                        fh.write((hook.scrub("\n".join(chunk)) + "\n").encode("utf-8"))
-                        chunk.clear()
-                if chunk:
-                    fh.write((hook.scrub("\n".join(chunk)) + "\n").encode("utf-8"))
-            if isinstance(output, Path):
-                os.replace(cast("Path", tmp), output)  # atomic on one filesystem
-            else:
-                cast("ObjectStoragePath", tmp).rename(output)
-        except BaseException:
-            _remove_quietly(tmp)
-            raise
-        if isinstance(output, ObjectStoragePath):
-            _record_output_lineage(output)
+        no_id = 0
+        with JsonlWriter(output, hook.scrub) as writer:
+            for item in items:
+                counts[item["status"]] += 1
+                value: Any = item
+                if self.ids_only:
+                    value = created_object_id(item)
+                    if value is None:
+                        no_id += 1
+                        continue
+                writer.write(value)
         if no_id:
             self.log.info("results: %d successful request(s) returned no object id (updates?)", no_id)
         path = str(output)
-        self.log.info("results: wrote %d line(s) to %s (%s)", count, path, dict(counts))
-        return {"path": path, "count": count, "counts_by_status": dict(counts)}
+        self.log.info("results: wrote %d line(s) to %s (%s)", writer.count, path, dict(counts))
+        return {"path": path, "count": writer.count, "counts_by_status": dict(counts)}
 
 
 # ---------------------------------------------------------------------- normalisation helpers
@@ -528,32 +487,3 @@ def created_object_id(item: dict[str, Any]) -> str | None:
     if isinstance(result, dict) and result.get("id") not in (None, ""):
         return str(result["id"])
     return None
-
-
-def _open_binary_for_write(path: Path | ObjectStoragePath) -> IO[bytes]:
-    """A plain buffered binary file for ``path``.
-
-    ``ObjectStoragePath.open`` wraps the file to report asset lineage on every ``write`` call (about
-    30 % of the run time at 100,000 lines) and would report the temporary name; the fsspec file
-    underneath is opened directly and lineage is reported once, for the final path.
-    """
-    if isinstance(path, ObjectStoragePath):
-        return cast("IO[bytes]", path.fs.open(path.path, mode="wb"))
-    return path.open("wb")
-
-
-def _record_output_lineage(path: ObjectStoragePath) -> None:
-    try:
-        from airflow.sdk.lineage import get_hook_lineage_collector
-
-        get_hook_lineage_collector().add_output_asset(context=path, uri=str(path))
-    except Exception:  # lineage is best effort; never fail a finished write over it
-        pass
-
-
-def _remove_quietly(path: Path | ObjectStoragePath) -> None:
-    try:
-        if path.exists():
-            path.unlink()
-    except Exception:  # cleanup must never hide the original error
-        pass
