@@ -71,12 +71,13 @@ def open_binary(path: StoragePath, mode: str) -> IO[bytes]:
 
 
 def iter_lines(
-    path: StoragePath, what: str, offset: int = 0, first_line: int = 1
+    path: StoragePath, what: str, offset: int = 0, first_line: int = 1, digest: Any = None
 ) -> Iterator[tuple[int, int, Any]]:
     """``(line number, byte offset of the line, parsed value)`` for each non-blank line.
 
     Starts at byte ``offset``, a line start found by an earlier pass, whose number is
-    ``first_line``. A line that is not JSON raises :class:`GraphInputError` naming the line.
+    ``first_line``. ``digest`` (a ``hashlib`` object) takes every byte read, blank lines included.
+    A line that is not JSON raises :class:`GraphInputError` naming the line.
     """
     try:
         fh = open_binary(path, "rb")
@@ -88,6 +89,8 @@ def iter_lines(
         position = offset
         for number, raw in enumerate(fh, start=first_line):
             start, position = position, position + len(raw)
+            if digest is not None:
+                digest.update(raw)
             if not raw.strip():
                 continue
             try:

@@ -65,7 +65,8 @@ class RequestSetPlan:
     """A validated submission: the account, the parts, and the notification settings."""
 
     ad_account_id: str  # always "act_<digits>"
-    parts: list[RequestSetPart]
+    #: A list, or a sequence that reads each part when asked (a requests file, one part in memory).
+    parts: Sequence[RequestSetPart]
     notification_uri: str | None = None
     notification_mode: str | None = None
     #: Digest of the idempotency key (see :func:`key_digest`), carried in every part's name; None

@@ -137,8 +137,9 @@ class TaskInstanceSubmission:
         self.store = store
         self.on_set = on_set
         self.ambiguous_delay = ambiguous_delay
-        self.entries = {e["name"]: e for part in plan.parts for e in part.entries}
-        self.order = list(self.entries)
+        # Names only: a plan read from a file keeps one part in memory; entries are read again
+        # (:meth:`_entries`) only to resubmit canceled requests.
+        self.order = [e["name"] for part in plan.parts for e in part.entries]
         self.gens: list[list[str | None]] = []
         #: Whether ``gens`` is authoritative: no recorded intent then means "never created".
         self.trusted = False
@@ -253,10 +254,15 @@ class TaskInstanceSubmission:
                     canceled.add(name)
         return [name for name in self.order if name in canceled]
 
+    def _entries(self, names: set[str]) -> dict[str, dict[str, str]]:
+        """Generation 0's entries of these names (the plan's parts read once more)."""
+        return {e["name"]: e for part in self.plan.parts for e in part.entries if e["name"] in names}
+
     def _resolved(self, names: list[str], latest: Mapping[str, str]) -> list[dict[str, str]]:
         """The entries to submit again; references to requests outside them get their results."""
         chosen = set(names)
-        entries = [dict(self.entries[name]) for name in names]
+        found = self._entries(chosen)
+        entries = [dict(found[name]) for name in names]
         outside = {
             ref.name
             for e in entries

@@ -226,7 +226,7 @@ def submit_plan(
     known = _verify_known(hook, plan, known_ids) if known_ids else {}
     index = index or SetIndex(hook, plan.ad_account_id)
     found: Mapping[tuple[int, int], list[dict[str, Any]]] = {}
-    missing = [part for part in plan.parts if part.number not in known]
+    missing = len(known) < len(plan.parts)  # (parts may be read lazily from a file: not listed here)
     if plan.key_digest is not None and missing and look_up:
         found = index.find(plan.key_digest)
         _check_shape(plan, found)

@@ -27,7 +27,9 @@ from airflow_fb_async.hooks.request_sets import (
     validate_set_name,
 )
 from airflow_fb_async.hooks.statuses import SET_COUNT_FIELDS, AsyncRequestStatus, set_count, set_is_completed
+from airflow_fb_async.jsonl import storage_path
 from airflow_fb_async.literals import parse_rendered_list
+from airflow_fb_async.operators._files import exactly_one, file_request_set_plan
 from airflow_fb_async.triggers.async_request_set import normalize_ids
 
 if TYPE_CHECKING:
@@ -99,9 +101,19 @@ class SubmitAsyncBatchOperator(_GraphOperatorMixin, BaseOperator):
     g)"``), never those that ran, and returns every set that now holds the work. ``requests=[]``
     sends nothing and returns ``[]``. Details and limits: :mod:`airflow_fb_async.hooks.request_set_reruns`.
 
+    File-fed: ``requests_path`` names a JSON Lines file, one request per line (validation errors name
+    the line; names unique across the file). Sets of ``max_set_size`` are built as the file is read,
+    one set in memory at a time; a reference reaches only requests of its own set, and a chain of
+    linked lines spanning at most ``max_set_size`` requests always stays in one set (see
+    :mod:`airflow_fb_async.hooks.request_windows`). Exactly once as for a list (keyed by task
+    instance); the XCom is the set ids.
+
     :param ad_account_id: ``act_<digits>`` or ``<digits>``. (templated)
     :param requests: list of ``{"name", "relative_url", "body"}``; ``body`` a URL-encoded string or a
         dict (encoded for you; nested values as JSON). Async batches are POST-only. (templated)
+        Exactly one of ``requests`` and ``requests_path``.
+    :param requests_path: a JSON Lines file of such requests: local path or ``ObjectStoragePath``
+        URL. (templated)
     :param name: base name of the request sets. (templated)
     :param notification_uri: http(s) URL Graph notifies when a set completes. (templated)
     :param notification_mode: ``OFF`` or ``ON_COMPLETE``. (templated)
@@ -123,6 +135,7 @@ class SubmitAsyncBatchOperator(_GraphOperatorMixin, BaseOperator):
     template_fields: Sequence[str] = (
         "ad_account_id",
         "requests",
+        "requests_path",
         "name",
         "notification_uri",
         "notification_mode",
@@ -136,8 +149,9 @@ class SubmitAsyncBatchOperator(_GraphOperatorMixin, BaseOperator):
         self,
         *,
         ad_account_id: str,
-        requests: list[dict[str, Any]] | str,
+        requests: list[dict[str, Any]] | str | None = None,
         name: str,
+        requests_path: Any = None,
         notification_uri: str | None = None,
         notification_mode: str | None = None,
         wait_for_completion: bool = False,
@@ -152,8 +166,10 @@ class SubmitAsyncBatchOperator(_GraphOperatorMixin, BaseOperator):
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
+        exactly_one(requests, requests_path, "SubmitAsyncBatchOperator")
         self.ad_account_id = ad_account_id
         self.requests = requests
+        self.requests_path = requests_path
         self.name = name
         self.notification_uri = notification_uri
         self.notification_mode = notification_mode
@@ -177,7 +193,10 @@ class SubmitAsyncBatchOperator(_GraphOperatorMixin, BaseOperator):
         if not isinstance(self.name, str) or not self.name.strip():
             raise GraphInputError(f"request set name must be a non-empty string, got {self.name!r}")
         key = task_instance_key(context)
-        plan = self._plan(parse_rendered_list(self.requests), key, 0)
+        if self.requests_path is not None:
+            plan = self._file_plan(key)
+        else:
+            plan = self._plan(parse_rendered_list(self.requests), key, 0)
         self.request_set_ids = []
         if not plan.parts:
             self.log.info("No requests to submit: nothing sent")
@@ -341,6 +360,27 @@ class SubmitAsyncBatchOperator(_GraphOperatorMixin, BaseOperator):
             max_set_size=self.max_set_size,
             idempotency_key=f"{key}|resubmit {generation}" if generation else key,
         )
+
+    def _file_plan(self, key: str) -> RequestSetPlan:
+        """Generation 0 from ``requests_path``: validated line by line now, sets read when created."""
+        source = storage_path(self.requests_path, "requests_path")
+        plan, scan = file_request_set_plan(
+            source,
+            self.ad_account_id,
+            self.name,
+            notification_uri=self.notification_uri,
+            notification_mode=self.notification_mode,
+            max_set_size=self.max_set_size,
+            idempotency_key=key,
+        )
+        self.log.info(
+            "Requests file %s: %d request(s) in %d set(s), sha256 %s",
+            source,
+            scan.count,
+            len(scan.windows),
+            scan.sha256[:16],
+        )
+        return plan
 
     def _nothing_to_do(self, context: Context) -> list[str] | dict[str, dict[str, int]]:
         if not self.wait_for_completion:

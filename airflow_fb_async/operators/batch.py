@@ -9,6 +9,10 @@ Flow of one try::
 The journal (:mod:`airflow_fb_async.operators.task_state`) makes a retry of the task send only what
 an earlier try did not settle; it is kept after success, so clearing the task with the same
 rendered requests returns the earlier results instead of running the writes again.
+
+File-fed (``requests_path``): with ``output_path`` the file is sent window by window in bounded
+memory (:mod:`airflow_fb_async.operators.file_batch`); without it the file is read into a list
+(its results go to XCom anyway) after the same line-numbered validation.
 """
 
 from __future__ import annotations
@@ -18,16 +22,20 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseOperator
 
-from airflow_fb_async.exceptions import GraphBatchError
+from airflow_fb_async.exceptions import GraphBatchError, GraphInputError
 from airflow_fb_async.hooks.batch import entry_failed, validate_requests
 from airflow_fb_async.hooks.graph import GraphHook
+from airflow_fb_async.jsonl import JsonlWriter, StoragePath, storage_path
 from airflow_fb_async.literals import parse_rendered_list
+from airflow_fb_async.operators._files import exactly_one, read_window
+from airflow_fb_async.operators.file_batch import run_file_batch, scan_batch_file
 from airflow_fb_async.operators.task_state import journal_from_context
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
     from airflow_fb_async.hooks.batch_journal import BatchJournal
+    from airflow_fb_async.operators._files import FileScan
 
 # How many failing entries the task error lists (all of them are on the exception's ``failures``).
 MAX_LISTED_FAILURES = 20
@@ -68,17 +76,20 @@ def batch_failures(
     return failures
 
 
-def failure_lines(failures: Sequence[Mapping[str, Any]]) -> str:
-    """One line per failing entry (at most ``MAX_LISTED_FAILURES``): index, name, method, codes, message."""
+def failure_lines(failures: Sequence[Mapping[str, Any]], total: int | None = None) -> str:
+    """One line per failing entry (at most ``MAX_LISTED_FAILURES``): [line,] index, name, method,
+    codes, message; ``total`` is the number of failures when ``failures`` holds only the first ones."""
     lines = []
     for f in failures[:MAX_LISTED_FAILURES]:
-        label = f"#{f['index']}" + (f" {f['name']!r}" if f["name"] else "")
+        label = (f"line {f['line']} " if f.get("line") is not None else "") + f"#{f['index']}"
+        label += f" {f['name']!r}" if f["name"] else ""
         detail = f"code {f['code']}"
         if f["error_code"] is not None:
             detail += f", error {f['error_code']}"
         lines.append(f"  {label} ({f['method']}): {detail}: {f['message']}")
-    if len(failures) > MAX_LISTED_FAILURES:
-        lines.append(f"  ... and {len(failures) - MAX_LISTED_FAILURES} more")
+    total = len(failures) if total is None else total
+    if total > len(lines):
+        lines.append(f"  ... and {total - len(lines)} more")
     return "\n".join(lines)
 
 
@@ -101,9 +112,24 @@ class GraphBatchOperator(BaseOperator):
     XCom ``return_value`` (``None`` for entries never sent) and fails with a message saying how far
     it got. An empty ``requests`` list succeeds with ``[]`` and sends nothing.
 
+    File-fed: ``requests_path`` names a JSON Lines file (one request dict per line, the shape of
+    ``requests``; validation errors name the line). It is cut into windows of ``window_size``
+    requests; a reference or ``depends_on`` reaches only requests of its own window, and a chain of
+    linked lines spanning at most ``window_size`` requests always stays in one window (see
+    :mod:`airflow_fb_async.hooks.request_windows`). With ``output_path`` the results are written
+    there as JSON Lines, one per request in input order, and the task returns ``{"path", "count",
+    "failed"}``; the run resumes across tries keyed by the file's content (see
+    :mod:`airflow_fb_async.operators.file_batch`).
+
     :param requests: list of dicts with ``method``, ``relative_url`` and optional ``body`` (str or
         dict), ``name``, ``depends_on``, ``omit_response_on_success``, ``attached_files``,
-        ``headers``. (templated)
+        ``headers``. (templated) Exactly one of ``requests`` and ``requests_path``.
+    :param requests_path: a JSON Lines requests file: local path or ``ObjectStoragePath`` URL.
+        (templated)
+    :param output_path: write the results there as JSON Lines (local path or ``ObjectStoragePath``
+        URL, written atomically) and return ``{"path", "count", "failed"}``. (templated)
+    :param window_size: requests of a file held and planned at once (also how far references
+        reach in a file).
     :param files: multipart parts named by ``attached_files``: part name -> file path or bytes.
         (templated)
     :param include_headers: keep each entry's response headers in the result.
@@ -116,16 +142,27 @@ class GraphBatchOperator(BaseOperator):
         ``max_adsets_per_campaign_per_chunk`` (default 1: ad set creates naming the same
         ``campaign_id`` go in different calls; None disables), ``chunk_size``, ``round_backoff``).
 
-    Returns (XCom) one ``{"code", "headers", "body"}`` per request, in input order.
+    Returns (XCom) one ``{"code", "headers", "body"}`` per request, in input order (with
+    ``output_path``: ``{"path", "count", "failed"}``).
     """
 
-    template_fields: Sequence[str] = ("requests", "files", "graph_conn_id", "api_version")
+    template_fields: Sequence[str] = (
+        "requests",
+        "requests_path",
+        "output_path",
+        "files",
+        "graph_conn_id",
+        "api_version",
+    )
     ui_color = "#4267B2"
 
     def __init__(
         self,
         *,
-        requests: list[dict[str, Any]] | Any,
+        requests: list[dict[str, Any]] | Any = None,
+        requests_path: Any = None,
+        output_path: Any = None,
+        window_size: int = 1000,
         files: dict[str, Any] | None = None,
         include_headers: bool = True,
         fail_on_error: bool = True,
@@ -136,7 +173,13 @@ class GraphBatchOperator(BaseOperator):
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
+        exactly_one(requests, requests_path, "GraphBatchOperator")
+        if isinstance(window_size, bool) or not isinstance(window_size, int) or window_size < 1:
+            raise GraphInputError(f"window_size must be a positive integer, got {window_size!r}")
         self.requests = requests
+        self.requests_path = requests_path
+        self.output_path = output_path
+        self.window_size = window_size
         self.files = files
         self.include_headers = include_headers
         self.fail_on_error = fail_on_error
@@ -149,23 +192,45 @@ class GraphBatchOperator(BaseOperator):
         """Where the batch records what it sent and what came back, for a later try of this task."""
         return journal_from_context(context, requests, self.log)
 
-    def _push_results(self, context: Context, results: Sequence[Any]) -> bool:
-        """Push ``results`` as this try's ``return_value`` before failing, so what ran is visible."""
+    def _push_results(self, context: Context, results: Any) -> bool:
+        """Push ``results`` (list, or a file run's summary) as this try's ``return_value`` before
+        failing, so what ran is visible."""
         ti = context.get("ti")
         if ti is None:
             return False
-        ti.xcom_push(key="return_value", value=list(results))
+        ti.xcom_push(key="return_value", value=results if isinstance(results, dict) else list(results))
         return True
 
-    def execute(self, context: Context) -> list[dict[str, Any]]:
-        requests = parse_rendered_list(self.requests)
-        if isinstance(requests, tuple):
-            requests = list(requests)
+    def execute(self, context: Context) -> list[dict[str, Any]] | dict[str, Any]:
+        output = None if self.output_path is None else storage_path(self.output_path, "output_path")
+        lines: list[int] | None = None
+        if self.requests_path is not None:
+            source = storage_path(self.requests_path, "requests_path")
+            # Before the hook, even before a connection lookup: bad lines never reach Graph.
+            scan = scan_batch_file(source, self.window_size, self.files)
+            self.log.info(
+                "Requests file %s: %d request(s) in %d window(s), sha256 %s",
+                source,
+                scan.count,
+                len(scan.windows),
+                scan.sha256[:16],
+            )
+            if output is not None:
+                return self._execute_file(context, scan, output)
+            requests, lines = [], []
+            for span in scan.windows:
+                window = read_window(scan, span)
+                requests += window.requests
+                lines += window.lines
+        else:
+            requests = parse_rendered_list(self.requests)
+            if isinstance(requests, tuple):
+                requests = list(requests)
         # Before the hook, even before a connection lookup: bad input never reaches Graph.
         validated = validate_requests(requests, self.files)
         if not validated:
             self.log.info("No requests: nothing to send")
-            return []
+            return self._write(output, None, []) if output is not None else []
         journal = self.journal(context, requests)
         hook = GraphHook(graph_conn_id=self.graph_conn_id, api_version=self.api_version)
         self.log.info(
@@ -188,16 +253,66 @@ class GraphBatchOperator(BaseOperator):
                 raise
             raise self._stopped(context, hook, requests, err, resumable=journal is not None) from err
         failures = batch_failures(requests, results)
+        if lines is not None:
+            failures = [{**f, "line": lines[f["index"]]} for f in failures]
         self.log.info("Batch done: %d entries, %d failed", len(results), len(failures))
-        if failures and self.fail_on_error:
-            self._push_results(context, results)
-            raise GraphBatchError(
-                hook.scrub(
-                    f"{len(failures)} of {len(results)} batch entries failed:\n" + failure_lines(failures)
-                ),
-                failures=[{**f, "message": hook.scrub(f["message"])} for f in failures],
+        if output is not None:
+            summary = self._write(output, hook, results)
+            summary["failed"] = len(failures)
+            return self._finish(context, hook, summary, failures, len(failures), len(results))
+        return self._finish(context, hook, results, failures, len(failures), len(results))
+
+    def _write(
+        self, output: StoragePath, hook: GraphHook | None, results: list[dict[str, Any]]
+    ) -> dict[str, Any]:
+        with JsonlWriter(output, hook.scrub if hook is not None else None) as writer:
+            for result in results:
+                writer.write(result)
+        self.log.info("Wrote %d result line(s) to %s", writer.count, output)
+        return {"path": str(output), "count": writer.count, "failed": 0}
+
+    def _execute_file(self, context: Context, scan: FileScan, output: StoragePath) -> dict[str, Any]:
+        store = context.get("task_state_store")
+        if store is None:
+            self.log.info(
+                "This Airflow has no task_state_store (Airflow 3.3+): a retry of this task sends the file "
+                "from its first window again."
             )
-        return results
+        hook = GraphHook(graph_conn_id=self.graph_conn_id, api_version=self.api_version)
+        summary, failures = run_file_batch(
+            scan=scan,
+            output=output,
+            hook=hook,
+            store=store,
+            window_size=self.window_size,
+            log=self.log,
+            batch_failures=batch_failures,
+            run_options={
+                "include_headers": self.include_headers,
+                "files": self.files,
+                "max_concurrency": self.max_concurrency,
+                **self.batch_options,
+            },
+        )
+        return self._finish(context, hook, summary, failures, summary["failed"], summary["count"])
+
+    def _finish(
+        self,
+        context: Context,
+        hook: GraphHook,
+        value: Any,
+        failures: list[dict[str, Any]],
+        failed: int,
+        total: int,
+    ) -> Any:
+        """Return ``value`` (the XCom), or with ``fail_on_error`` and failures push it and fail naming them."""
+        if not failed or not self.fail_on_error:
+            return value
+        self._push_results(context, value)
+        raise GraphBatchError(
+            hook.scrub(f"{failed} of {total} batch entries failed:\n" + failure_lines(failures, failed)),
+            failures=[{**f, "message": hook.scrub(f["message"])} for f in failures],
+        )
 
     def _stopped(
         self,

@@ -220,6 +220,12 @@ class TaskStateJournal:
             self.state_chars = total
             self.stored_chars = stored + len(json.dumps(head, separators=(",", ":")))
 
+    def clear(self) -> None:
+        """Delete the stored state (head and parts): the batch it belongs to is settled elsewhere."""
+        with self._lock:
+            head = self.store.get(self.key)
+            self._delete(head if isinstance(head, Mapping) else {})
+
     def _delete(self, head: Mapping[str, Any]) -> None:
         self.store.delete(self.key)
         sections = head.get("sections")

@@ -46,7 +46,14 @@ def prerequisites(account: str = ACT) -> dict[str, str]:
 
 
 def test_template_fields() -> None:
-    assert GraphBatchOperator.template_fields == ("requests", "files", "graph_conn_id", "api_version")
+    assert GraphBatchOperator.template_fields == (
+        "requests",
+        "requests_path",
+        "output_path",
+        "files",
+        "graph_conn_id",
+        "api_version",
+    )
     assert isinstance(GraphBatchOperator.template_fields, tuple)
 
 
