@@ -4,7 +4,7 @@ Steps: start the emulator on a free loopback port, point ``facebook_graph_defaul
 ``AIRFLOW_CONN_FACEBOOK_GRAPH_DEFAULT``, migrate a throwaway SQLite metadata DB, run
 ``airflow dags test example_fb_async_ad_creation`` (deferred tasks' triggers run inline), read the
 emulator's own counters and the request sets it holds, print a summary, stop the emulator.
-``--all`` runs every example DAG.
+``--all`` runs every example DAG (the file pipeline writes its files under .demo/file_pipeline).
 """
 
 from __future__ import annotations
@@ -27,7 +27,10 @@ DEMO_HOME = ROOT / ".demo"
 TOKEN = "emulator-token"
 ACCOUNT = "act_1234567890"
 MAIN_DAG = "example_fb_async_ad_creation"
-ALL_DAGS = [MAIN_DAG, "example_fb_batch_creatives", "example_fb_manage_sets"]
+FILE_DAG = "example_fb_file_pipeline"
+ALL_DAGS = [MAIN_DAG, "example_fb_batch_creatives", "example_fb_manage_sets", FILE_DAG]
+#: Where the file pipeline writes its JSON Lines files (10,000 ad specs, ids, pauses, results).
+FILE_WORK_DIR = DEMO_HOME / "file_pipeline"
 
 
 def start_emulator() -> tuple[subprocess.Popen[str], str]:
@@ -113,7 +116,8 @@ def main() -> int:
         for dag_id in dags:
             t0 = time.monotonic()
             print(f"demo: airflow dags test {dag_id} ...")
-            code = airflow(env, "dags", "test", dag_id, log=log)
+            conf = ["-c", json.dumps({"work_dir": str(FILE_WORK_DIR)})] if dag_id == FILE_DAG else []
+            code = airflow(env, "dags", "test", *conf, dag_id, log=log)
             results.append((dag_id, code, time.monotonic() - t0))
         summary = graph_summary(url)
     finally:
@@ -138,6 +142,10 @@ def main() -> int:
     print(f"  errors: {sum(int(s.get('error_count') or 0) for s in sets)}")
     print(f"  objects created: {admin.get('objects_created_by_type', admin.get('objects_created'))}")
     print(f"  HTTP calls made to Graph: {admin.get('http_calls')} {admin.get('calls_by_kind')}")
+    for path in sorted(FILE_WORK_DIR.glob("*/*.jsonl")):
+        with path.open("rb") as fh:
+            lines = sum(1 for _ in fh)
+        print(f"  file pipeline: {path.relative_to(DEMO_HOME)}: {lines} lines")
     print(f"  elapsed: {time.monotonic() - started:.1f}s (Airflow log: {log})")
     failed = [dag_id for dag_id, code, _ in results if code != 0]
     if failed:

@@ -18,7 +18,12 @@ from tests.conftest import TEST_TOKEN, dag_bag
 from tests.emu_admin import EmulatorAdmin
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "dags_examples"
-EXAMPLE_IDS = ["example_fb_async_ad_creation", "example_fb_batch_creatives", "example_fb_manage_sets"]
+EXAMPLE_IDS = [
+    "example_fb_async_ad_creation",
+    "example_fb_batch_creatives",
+    "example_fb_manage_sets",
+    "example_fb_file_pipeline",
+]
 # None: a run with no logical date, as `airflow dags trigger` (no --logical-date) or the REST API make.
 LOGICAL_DATES = [None, datetime(2026, 3, 1, tzinfo=UTC)]
 

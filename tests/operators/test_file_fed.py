@@ -19,9 +19,9 @@ from airflow_fb_async.hooks.graph import GraphHook
 from airflow_fb_async.operators.async_batch import SubmitAsyncBatchOperator
 from airflow_fb_async.operators.batch import GraphBatchOperator
 from airflow_fb_async.operators.file_batch import HEAD_KEY
-from tests.conftest import TEST_TOKEN
+from tests.conftest import TEST_TOKEN, run_dag
 from tests.operators.test_async_batch import StubTI, simple
-from tests.operators.test_batch_retries import token_rejected_on_call
+from tests.operators.test_batch_retries import task_instance, token_rejected_on_call, xcom
 from tests.operators.test_task_state import DictStore
 
 if TYPE_CHECKING:
@@ -339,3 +339,50 @@ def test_submit_reference_beyond_the_set_fails_naming_the_line(
     with pytest.raises(GraphInputError, match=r"'late' on line 5: refers to 'r0', which is on line 1"):
         submit_op(source, max_set_size=2).execute({"ti": StubTI()})
     assert graph_conn.http_calls() == 0
+
+
+@pytest.mark.usefixtures("airflow_db")
+def test_a_real_retry_resumes_the_file_where_the_token_was_rejected(
+    graph_conn: EmulatorAdmin, emulator: GraphEmulator, tmp_path: Path
+) -> None:
+    source = write_lines(tmp_path / "in.jsonl", campaigns(150))
+    output = tmp_path / "out.jsonl"
+    # Windows 1-60, 61-120, 121-150; calls of 30. The 4th call (window 2's second half) is rejected.
+    with token_rejected_on_call(emulator, 4):
+        run = run_dag("test_file_batch_retry_token", requests_path=str(source), output_path=str(output))
+    assert run.state == "success"
+    assert task_instance(run).try_number == 2
+    assert xcom(run) == {"path": str(output), "count": 150, "failed": 0}
+    # Try 1: 3 calls done, the 4th rejected (190); try 2: the 30 never sent, then the last window.
+    assert [(c["status"], c["batch_size"]) for c in graph_conn.calls() if c["kind"] == "batch"] == [
+        (200, 30),
+        (200, 30),
+        (200, 30),
+        (400, 30),
+        (200, 30),
+        (200, 30),
+    ]
+    names = {c["id"]: c["name"] for c in graph_conn.objects("campaign")}
+    assert len(names) == 150
+    assert [names[r["body"]["id"]] for r in read_jsonl(output)] == [f"c{i}" for i in range(150)]
+
+
+# ---------------------------------------------------------------------------- the example DAG
+
+
+@pytest.mark.usefixtures("airflow_db")
+def test_example_file_pipeline_creates_and_pauses_every_ad(graph_conn: EmulatorAdmin, tmp_path: Path) -> None:
+    run = run_dag("example_fb_file_pipeline", work_dir=str(tmp_path), n_ads=2500)
+    assert run.state == "success"
+    ads = graph_conn.objects("ad")
+    assert len(ads) == 2500
+    assert {ad["status"] for ad in ads} == {"PAUSED"}
+    counters = graph_conn.counters()
+    assert counters["request_sets_created"] == 3  # ceil(2500 / 1000)
+    [folder] = list(tmp_path.iterdir())
+    ids = [json.loads(line) for line in (folder / "ad_ids.jsonl").read_text().splitlines()]
+    assert sorted(ids) == sorted(ad["id"] for ad in ads)
+    paused = read_jsonl(folder / "paused.jsonl")
+    assert [r["code"] for r in paused] == [200] * 2500
+    # 2500 updates in standard batches of 50.
+    assert batch_calls(graph_conn) == [3] + [50] * 50
