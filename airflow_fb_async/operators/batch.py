@@ -272,6 +272,9 @@ class GraphBatchOperator(BaseOperator):
         return {"path": str(output), "count": writer.count, "failed": 0}
 
     def _execute_file(self, context: Context, scan: FileScan, output: StoragePath) -> dict[str, Any]:
+        if not scan.count:
+            self.log.info("No requests in the file: nothing to send")
+            return self._write(output, None, [])
         store = context.get("task_state_store")
         if store is None:
             self.log.info(

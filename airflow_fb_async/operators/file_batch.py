@@ -28,7 +28,7 @@ if they are gone, the task fails rather than send the windows again. Without a t
 from __future__ import annotations
 
 import shutil
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -88,6 +88,7 @@ class FileProgress:
                 "this task: starting afresh (what the earlier try sent may be sent again)."
             )
             store.delete(HEAD_KEY)
+            TaskStateJournal(store, [], key=WINDOW_KEY).clear()
 
     def save(self) -> None:
         if self.store is None:
@@ -114,9 +115,11 @@ def _remove_tree(path: StoragePath) -> None:
         pass
 
 
-def window_failures(
-    window: Window, results: Sequence[Mapping[str, Any] | None], failures: list[dict[str, Any]]
-) -> list[dict[str, Any]]:
+#: ``batch_failures(requests, results)`` of :mod:`.batch` (passed in: that module imports this one).
+FailuresOf = Callable[[Sequence[Mapping[str, Any]], Sequence[Mapping[str, Any] | None]], list[dict[str, Any]]]
+
+
+def window_failures(window: Window, failures: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Failures of one window (indexes within it) named by file index and line."""
     return [
         {**f, "index": window.first_index + f["index"], "line": window.lines[f["index"]]} for f in failures
@@ -131,7 +134,7 @@ def run_file_batch(
     store: Any,
     window_size: int,
     log: InfoLogger,
-    batch_failures: Any,
+    batch_failures: FailuresOf,
     run_options: dict[str, Any],
 ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """Send every window not done, write ``output``; return the summary and the kept failures.
@@ -183,7 +186,7 @@ def run_file_batch(
                 ),
                 cause=err.cause,
             ) from err
-        found = window_failures(window, results, batch_failures(window.requests, results))
+        found = window_failures(window, batch_failures(window.requests, results))
         with JsonlWriter(_part(parts, span.number), hook.scrub) as writer:
             for result in results:
                 writer.write(result)

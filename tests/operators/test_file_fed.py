@@ -242,6 +242,17 @@ def test_changed_content_starts_afresh(graph_conn: EmulatorAdmin, tmp_path: Path
     assert graph_conn.counters()["objects_created"] == 7
 
 
+def test_an_empty_file_sends_nothing(graph_conn: EmulatorAdmin, tmp_path: Path) -> None:
+    source = tmp_path / "empty.jsonl"
+    source.write_text("\n\n")
+    output = tmp_path / "out.jsonl"
+    assert batch_op(source, output).execute({}) == {"path": str(output), "count": 0, "failed": 0}
+    assert output.read_text() == ""
+    assert batch_op(source).execute({}) == []
+    assert submit_op(source).execute({"ti": StubTI()}) == []
+    assert graph_conn.http_calls() == 0
+
+
 def test_exactly_one_of_requests_and_requests_path() -> None:
     with pytest.raises(GraphInputError, match="exactly one of requests and requests_path"):
         GraphBatchOperator(task_id="b")
