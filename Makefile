@@ -42,6 +42,7 @@ bench: install
 	$(PY) benchmarks/emulator_load.py
 	$(PY) benchmarks/batch.py
 	$(PY) benchmarks/results.py
+	$(PY) benchmarks/trigger_loop.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
