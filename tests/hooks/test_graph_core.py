@@ -33,7 +33,12 @@ from airflow_fb_async.hooks._core import (
     parse_conn_config,
     split_path,
 )
-from airflow_fb_async.hooks.graph import GraphHook, httpx_failed_before_send, requests_failed_before_send
+from airflow_fb_async.hooks.graph import (
+    GraphAsyncHook,
+    GraphHook,
+    httpx_failed_before_send,
+    requests_failed_before_send,
+)
 from airflow_fb_async.hooks.retry import RetryPolicy
 from airflow_fb_async.hooks.throttle import (
     MAX_THROTTLE_WAIT,
@@ -538,3 +543,25 @@ def test_huge_regain_from_the_emulator_never_sleeps_longer_than_the_cap(
     finally:
         hook.throttle.reset()  # the block is process-wide: do not leave it to the next test
         hook.close()
+
+
+async def test_async_hook_caps_a_huge_regain_too(
+    graph_conn: EmulatorAdmin, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Same announcement through the async hook (same core, its own sleep loop)."""
+    monkeypatch.setenv(CONN_ENV, conn_json(graph_conn.url, max_throttle_wait=0.5, max_retries=3))
+    slept: list[float] = []
+
+    async def fake_sleep(seconds: float) -> None:
+        slept.append(seconds)
+
+    graph_conn.fault("throttle", count=1, method="GET", regain_minutes=10**12)
+    async with GraphAsyncHook(sleep=fake_sleep) as hook:
+        try:
+            with pytest.raises(GraphThrottledError):
+                await hook.get("act_4242/campaigns")
+        finally:
+            hook.throttle.reset()
+    assert graph_conn.http_calls() == 4
+    assert len(slept) >= 3, slept
+    assert all(0 < s <= 0.5 for s in slept), slept
