@@ -521,17 +521,17 @@ class BlockingCallLog:
         return wrapper
 
 
-async def test_triggers_never_block_the_loop(graph_conn: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_triggers_never_block_the_loop(graph_conn: Any) -> None:
     """40 triggers of 5 sets each on one loop, with latency: every trigger fires its own success
     event with its own counts, and no blocking call ever runs on the event loop (the connection is
     read with ``await``, the CA bundle is loaded in a worker thread, HTTP is httpx's async client)."""
     graph_conn.config(async_pace=20, latency=0.05)
     ids = create_sets(graph_conn.url, 200, per_set=2)  # sync HTTP: before the guard is installed
     _shared_ssl_context.cache_clear()  # so that this run loads the CA bundle again, where it must
-    calls = BlockingCallLog(monkeypatch)
     triggers = [trigger(ids[i : i + 5], poll_interval=0.2) for i in range(0, 200, 5)]
-    events = await asyncio.gather(*(first_event(t, timeout=120) for t in triggers))
-    monkeypatch.undo()
+    with pytest.MonkeyPatch.context() as patch:
+        calls = BlockingCallLog(patch)
+        events = await asyncio.gather(*(first_event(t, timeout=120) for t in triggers))
     assert calls.on_loop == [], calls.on_loop
     # The guard was live: the CA bundle was loaded (in a worker thread) during the run.
     assert "ssl.create_default_context" in calls.off_loop, calls.off_loop
