@@ -121,12 +121,17 @@ async def first_event(trigger: Any) -> dict[str, Any]:
         await gen.aclose()
 
 
-async def run(args: argparse.Namespace, url: str, ids: list[str]) -> int:
+async def run(args: argparse.Namespace, url: str) -> int:
     from airflow_fb_async.triggers.async_request_set import AsyncRequestSetTrigger
 
     # Warm up (lazy imports, the CA bundle, the first connection read), as a running triggerer is.
-    warm = await first_event(AsyncRequestSetTrigger(request_set_ids=ids[:1], poll_interval=0.05))
+    (warm_id,) = await asyncio.to_thread(create_sets, url, 1, 1)
+    warm = await first_event(AsyncRequestSetTrigger(request_set_ids=[warm_id], poll_interval=0.05))
     assert warm["status"] == "success", warm
+    # The measured sets wait (processing paused) until the triggers start.
+    admin(url, "config", {"async_pace": 0})
+    n_sets = args.triggers * args.sets_per_trigger
+    ids = await asyncio.to_thread(create_sets, url, n_sets, args.requests_per_set)
 
     idle = Probe()
     task = asyncio.create_task(idle.run())
@@ -134,7 +139,8 @@ async def run(args: argparse.Namespace, url: str, ids: list[str]) -> int:
     idle.stop()
     await task
 
-    admin(url, "config", {"latency": args.latency})
+    # The sets start processing now, so that every trigger polls a few rounds.
+    admin(url, "config", {"latency": args.latency, "async_pace": args.pace})
     per = args.sets_per_trigger
     triggers = [
         AsyncRequestSetTrigger(request_set_ids=ids[i : i + per], poll_interval=args.poll_interval)
@@ -180,9 +186,7 @@ def main() -> int:
         os.environ["AIRFLOW_CONN_FACEBOOK_GRAPH_DEFAULT"] = json.dumps(
             {"conn_type": "facebook_graph", "host": url, "password": TOKEN, "extra": {"api_version": "v25.0"}}
         )
-        admin(url, "config", {"async_pace": args.pace})
-        ids = create_sets(url, args.triggers * args.sets_per_trigger, args.requests_per_set)
-        return asyncio.run(run(args, url, ids))
+        return asyncio.run(run(args, url))
     finally:
         proc.terminate()
         proc.wait(timeout=10)
