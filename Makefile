@@ -5,7 +5,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install lint typecheck pytest test demo demo-all chaos bench clean
+.PHONY: install lint typecheck pytest test stress demo demo-all chaos bench clean
 
 $(STAMP): pyproject.toml constraints.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -27,6 +27,13 @@ pytest: install
 # The whole suite: lint, types, tests (including the quick chaos profile).
 test: lint typecheck pytest
 
+# The pytest suite N times in a row beside two CPU-bound processes; prints one line per run and
+# `k/N passed`, fails unless all passed. Logs in .stress/. A subset: STRESS_ARGS="tests/triggers".
+N ?= 10
+STRESS_ARGS ?=
+stress: install
+	$(PY) scripts/stress.py -n $(N) $(STRESS_ARGS)
+
 # Start the emulator, run the main example DAG with `airflow dags test`, print a summary.
 demo: install
 	$(PY) scripts/demo.py
@@ -43,6 +50,7 @@ bench: install
 	$(PY) benchmarks/batch.py
 	$(PY) benchmarks/results.py
 	$(PY) benchmarks/file_pipeline.py
+	$(PY) benchmarks/trigger_loop.py
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .stress

@@ -57,7 +57,7 @@ from airflow_fb_async.hooks.retry import (
     is_uncertain_status,
 )
 from airflow_fb_async.hooks.statuses import SET_COUNT_FIELDS
-from airflow_fb_async.hooks.throttle import ThrottleState, accounts_in, regain_seconds
+from airflow_fb_async.hooks.throttle import MAX_THROTTLE_WAIT, ThrottleState, accounts_in, regain_seconds
 
 log = logging.getLogger("airflow_fb_async.hooks.graph")
 
@@ -94,6 +94,7 @@ class GraphConfig:
     backoff_max: float = 60.0
     throttle_threshold: float = 90.0
     regain_unit_seconds: float = 60.0
+    max_throttle_wait: float = MAX_THROTTLE_WAIT
     page_size: int = 500
 
     @property
@@ -203,6 +204,7 @@ def parse_conn_config(
         backoff_max=num("backoff_max", 60.0, float, 0.0),
         throttle_threshold=num("throttle_threshold", 90.0, float, 0.0),
         regain_unit_seconds=num("regain_unit_seconds", 60.0, float, 0.0),
+        max_throttle_wait=num("max_throttle_wait", MAX_THROTTLE_WAIT, float, 0.0),
         page_size=num("page_size", 500, int, 1),
     )
 
@@ -422,6 +424,7 @@ def error_from_response(
     scrub: Callable[[Any], str],
     regain_unit_seconds: float,
     accounts: Sequence[str] = (),
+    max_wait: float = MAX_THROTTLE_WAIT,
 ) -> GraphAPIError:
     """A typed, scrubbed error for a non-2xx answer (or a 2xx one carrying an error envelope)."""
     try:
@@ -459,7 +462,9 @@ def error_from_response(
         method=method,
         path=path,
         retry_after=(
-            regain_seconds(headers, regain_unit_seconds, accounts) if cls is GraphThrottledError else None
+            regain_seconds(headers, regain_unit_seconds, accounts, max_wait)
+            if cls is GraphThrottledError
+            else None
         ),
         **fields,
     )
@@ -730,6 +735,7 @@ class GraphCore:
             max_retries=config.max_retries,
             backoff_base=config.backoff_base,
             backoff_max=config.backoff_max,
+            max_wait=config.max_throttle_wait,
             **policy_kwargs,
         )
         self.throttle = ThrottleState(
@@ -737,6 +743,7 @@ class GraphCore:
             throttle_threshold=config.throttle_threshold,
             backoff_base=config.backoff_base,
             backoff_max=config.backoff_max,
+            max_wait=config.max_throttle_wait,
         )
         self.etags = etag_cache if etag_cache is not None else EtagCache()
         self.clock = clock
@@ -937,6 +944,7 @@ class GraphCall:
             scrub=self.core.scrub,
             regain_unit_seconds=self.core.config.regain_unit_seconds,
             accounts=self.accounts,
+            max_wait=self.core.config.max_throttle_wait,
         )
         if not self.idempotent and isinstance(error, GraphTransientError):
             # A 5xx / code 1 / code 2 / is_transient answer does not prove that a create did not

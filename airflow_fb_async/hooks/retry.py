@@ -6,8 +6,8 @@ transport failures are both turned into one before deciding):
 
 - :class:`GraphAmbiguousError` (sent, no answer, not idempotent): never retried;
 - a Graph code listed in ``raise_codes``: never retried;
-- :class:`GraphThrottledError`: retried after ``retry_after`` (from ``estimated_time_to_regain_access``)
-  or the backoff when unknown;
+- :class:`GraphThrottledError`: retried after ``retry_after`` (from ``estimated_time_to_regain_access``,
+  capped by ``max_wait``) or the backoff when unknown;
 - :class:`GraphTransientError` (codes 1, 2, ``is_transient``, HTTP 5xx, transport failures that are
   safe to repeat): exponential backoff with full jitter;
 - anything else (190, 100, 10, 200, ...): raised at once.
@@ -35,6 +35,7 @@ from airflow_fb_async.exceptions import (
     GraphThrottledError,
     GraphTransientError,
 )
+from airflow_fb_async.hooks.throttle import MAX_THROTTLE_WAIT, capped_wait
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Collection
@@ -81,6 +82,7 @@ class RetryPolicy:
     max_retries: int = 5
     backoff_base: float = 1.0
     backoff_max: float = 60.0
+    max_wait: float = MAX_THROTTLE_WAIT  # cap of a throttle's announced wait (conn extra max_throttle_wait)
     rng: Callable[[float, float], float] = field(default=random.uniform)
 
     def backoff(self, retry_number: int) -> float:
@@ -110,6 +112,7 @@ class RetryPolicy:
         limit = self.max_retries if max_retries is None else max_retries
         if attempt > limit or not self.is_retryable(error, raise_codes):
             return None
-        if isinstance(error, GraphThrottledError) and error.retry_after is not None:
-            return max(0.0, error.retry_after)
+        retry_after = error.retry_after if isinstance(error, GraphThrottledError) else None
+        if retry_after is not None and retry_after == retry_after:  # NaN: unknown, back off instead
+            return capped_wait(retry_after, self.max_wait)
         return self.backoff(attempt)

@@ -20,13 +20,19 @@ Rules:
 - usage >= ``throttle_threshold`` slows calls touching the key down proactively (a pause that grows
   from ``backoff_base`` at the threshold to ``10 x backoff_base`` at 100 %, capped by
   ``backoff_max``);
-- usage > 75 % is logged at info (when the rounded value changes), every pause is logged at info.
+- usage > 75 % is logged at info (when the rounded value changes), every pause is logged at info;
+- every wait is capped by ``max_wait`` (conn extra ``max_throttle_wait``, default
+  :data:`MAX_THROTTLE_WAIT`, one hour): a longer announcement is slept in pieces, each retry counting
+  against ``max_retries``, instead of parking a worker for days (or overflowing ``time.sleep``);
+- malformed headers never raise: a value that is not a finite, non-negative number (``NaN``,
+  ``Infinity``, ``1e400``, text, lists) counts as 0, as if Graph had not sent it.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import math
 import re
 import threading
 import time
@@ -43,6 +49,8 @@ APP_HEADER = "x-app-usage"
 USAGE_LOG_PCT = 75.0
 # A usage reading older than this no longer slows anything down.
 USAGE_TTL_SECONDS = 60.0
+#: Default cap (seconds) of any throttle wait, whatever Graph announces (conn extra ``max_throttle_wait``).
+MAX_THROTTLE_WAIT = 3600.0
 
 _ACT_RE = re.compile(r"\bact_(\d+)")
 
@@ -96,10 +104,14 @@ def _json_header(value: str | None) -> Any:
 
 
 def _num(value: Any) -> float:
-    try:
-        return float(value)
-    except (TypeError, ValueError):
+    """A usage figure as a finite, non-negative float; 0.0 for anything else (never raises)."""
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
         return 0.0
+    try:
+        number = float(value)
+    except (TypeError, ValueError, OverflowError):
+        return 0.0
+    return number if math.isfinite(number) and number > 0 else 0.0
 
 
 @dataclass(frozen=True)
@@ -151,8 +163,10 @@ def regain_seconds(
     headers: Mapping[str, Any] | Iterable[Any] | None,
     regain_unit_seconds: float,
     keys: Iterable[str] | None = None,
+    max_wait: float = MAX_THROTTLE_WAIT,
 ) -> float | None:
-    """Seconds to wait per ``estimated_time_to_regain_access`` in these headers (None when unset).
+    """Seconds to wait per ``estimated_time_to_regain_access`` in these headers (None when unset),
+    at most ``max_wait``.
 
     With ``keys``, only those BUC entries count (when any of them is present).
     """
@@ -161,7 +175,14 @@ def regain_seconds(
         return None
     wanted = {account_key(k) for k in keys or ()}
     chosen = [r for r in readings if r.key in wanted] or readings
-    return max(r.regain_minutes for r in chosen) * regain_unit_seconds
+    return capped_wait(max(r.regain_minutes for r in chosen) * regain_unit_seconds, max_wait)
+
+
+def capped_wait(seconds: float, max_wait: float = MAX_THROTTLE_WAIT) -> float:
+    """``seconds`` clamped to ``[0, max_wait]``; a non-finite value (NaN) counts as 0."""
+    if not math.isfinite(seconds):
+        return max_wait if seconds > 0 else 0.0
+    return min(max(seconds, 0.0), max_wait)
 
 
 class _ThrottleStore:
@@ -196,6 +217,7 @@ class ThrottleState:
         throttle_threshold: float = 90.0,
         backoff_base: float = 1.0,
         backoff_max: float = 60.0,
+        max_wait: float = MAX_THROTTLE_WAIT,
         clock: Callable[[], float] = time.monotonic,
         store: _ThrottleStore | None = None,
     ) -> None:
@@ -203,6 +225,7 @@ class ThrottleState:
         self.throttle_threshold = throttle_threshold
         self.backoff_base = backoff_base
         self.backoff_max = backoff_max
+        self.max_wait = max_wait
         self._clock = clock
         self._store = store if store is not None else _STORE
 
@@ -236,7 +259,7 @@ class ThrottleState:
             for r in readings:
                 store.usage[r.key] = (r.usage_pct, now, r.regain_minutes > 0)
                 if r.regain_minutes > 0:
-                    until = now + r.regain_minutes * self.regain_unit_seconds
+                    until = now + self._regain_wait(r)
                     if until > store.blocked_until.get(r.key, 0.0):
                         store.blocked_until[r.key] = until
                 rounded = int(r.usage_pct)
@@ -251,9 +274,12 @@ class ThrottleState:
                     "Graph API throttled %s: estimated_time_to_regain_access=%s min (%.2fs)",
                     _describe(r.key),
                     r.regain_minutes,
-                    r.regain_minutes * self.regain_unit_seconds,
+                    self._regain_wait(r),
                 )
         return readings
+
+    def _regain_wait(self, reading: UsageReading) -> float:
+        return capped_wait(reading.regain_minutes * self.regain_unit_seconds, self.max_wait)
 
     def slowdown_for(self, usage_pct: float) -> float:
         """Proactive pause for a usage reading (0 below the threshold)."""
@@ -283,7 +309,7 @@ class ThrottleState:
                     pause = self.slowdown_for(seen[0])
                     if pause > best:
                         best, reason = pause, f"{_describe(key)} usage at {seen[0]:.0f}%"
-        return best, reason
+        return capped_wait(best, self.max_wait), reason
 
     def usage(self, account_id: str | None = None) -> float | None:
         """Last usage reading (percent) of an ad account, or of the app when None."""

@@ -62,6 +62,14 @@ LATENCY = 0.001
 LATENCY_JITTER = 0.008
 
 
+#: Retries the chaos campaign's connection allows. With ~17 % of calls faulted at random plus a queued
+#: throttle burst of up to 3 calls, 5 retries (the tests' default) are exhausted in roughly one
+#: run of a hundred (our estimate): a random operator failure that says nothing about exactly-once. With 10, exhausting
+#: them takes 8 random faults in a row after a burst (< 1e-5 per call). Exhaustion itself is tested
+#: deterministically elsewhere (tests/chaos/test_secrecy.py, tests/hooks/test_graph.py).
+CHAOS_MAX_RETRIES = 10
+
+
 def chaos_config(emu: EmulatorAdmin, seed: int, *, async_pace: float | None = None) -> dict[str, Any]:
     cfg: dict[str, Any] = {
         "random_faults": {**RANDOM_FAULTS, "seed": seed},

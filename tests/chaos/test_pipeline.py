@@ -77,9 +77,9 @@ async def _wait_with_restart(ids: list[str], emu: EmulatorAdmin, pace: float) ->
 
 
 async def test_async_pipeline_under_chaos(
-    graph_conn: EmulatorAdmin, request: pytest.FixtureRequest, tmp_path: Path
+    chaos_conn: EmulatorAdmin, request: pytest.FixtureRequest, tmp_path: Path
 ) -> None:
-    emu = graph_conn
+    emu = chaos_conn
     before = emu.counters()
     total_lost = total_dup = 0
     extra: Counter[str] = Counter()
@@ -188,8 +188,8 @@ def _error_type(entry: dict[str, Any]) -> str | None:
     return err.get("type") if isinstance(err, dict) else None
 
 
-def test_standard_batch_under_chaos(graph_conn: EmulatorAdmin, request: pytest.FixtureRequest) -> None:
-    emu = graph_conn
+def test_standard_batch_under_chaos(chaos_conn: EmulatorAdmin, request: pytest.FixtureRequest) -> None:
+    emu = chaos_conn
     before = emu.counters()
     stats: Counter[str] = Counter()
     total_lost = total_dup = 0
@@ -283,13 +283,13 @@ def test_standard_batch_under_chaos(graph_conn: EmulatorAdmin, request: pytest.F
 
 
 def test_dag_pipeline_under_chaos(
-    graph_conn: EmulatorAdmin, airflow_db: None, request: pytest.FixtureRequest, tmp_path: Path
+    chaos_conn: EmulatorAdmin, airflow_db: None, request: pytest.FixtureRequest, tmp_path: Path
 ) -> None:
     from airflow.utils.state import DagRunState
 
     from tests.conftest import run_dag
 
-    emu = graph_conn
+    emu = chaos_conn
     n = PROFILE.per_submit
     prefix = "chaos-dag-"
     out = tmp_path / "dag-ids.jsonl"

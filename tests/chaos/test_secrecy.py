@@ -305,11 +305,11 @@ async def test_trigger_failing_paths(
         return ev.payload
 
     assert (await event(AsyncRequestSetTrigger(["999999999999"], poll_interval=0.05)))["status"] == "error"
+    emu.config(async_pace=0)  # before the create: the set must still be pending for the timeouts below
     hook = GraphHook()
     set_id = hook.create_async_batch(
         ACCOUNT, [{"name": "a", "relative_url": "999999999999/nonexistent_edge", "body": "name=x"}], "trig"
     )[0]
-    emu.config(async_pace=0)
     ev = await event(AsyncRequestSetTrigger([set_id], poll_interval=0.05, end_time=time.time() + 0.5))
     assert ev["status"] == "timeout"
     emu.fault("500", count=200, method="GET")

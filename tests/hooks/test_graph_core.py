@@ -1,4 +1,4 @@
-"""Unit tests of the sans-IO core (pure functions: no HTTP)."""
+"""Unit tests of the sans-IO core (pure functions: no HTTP), and the throttle cap against the emulator."""
 
 from __future__ import annotations
 
@@ -33,9 +33,21 @@ from airflow_fb_async.hooks._core import (
     parse_conn_config,
     split_path,
 )
-from airflow_fb_async.hooks.graph import httpx_failed_before_send, requests_failed_before_send
+from airflow_fb_async.hooks.graph import (
+    GraphAsyncHook,
+    GraphHook,
+    httpx_failed_before_send,
+    requests_failed_before_send,
+)
 from airflow_fb_async.hooks.retry import RetryPolicy
-from airflow_fb_async.hooks.throttle import ThrottleState, _ThrottleStore, parse_usage_headers
+from airflow_fb_async.hooks.throttle import (
+    MAX_THROTTLE_WAIT,
+    ThrottleState,
+    _ThrottleStore,
+    parse_usage_headers,
+)
+from tests.conftest import CONN_ENV, conn_json
+from tests.emu_admin import EmulatorAdmin
 
 TOKEN = "EAAunit+tok/en=with-special-chars-1234567890"
 
@@ -423,3 +435,133 @@ def test_etag_cache_is_bounded_lru_without_credentials() -> None:
     assert cache.get(k2) is None
     assert cache.get(k1) == ("e1", 1)
     assert len(cache) == 2
+
+
+# -- malformed usage headers (issue 13, edge 2b) -------------------------------------------------------
+
+
+MALFORMED_NUMBERS = ["NaN", "Infinity", "-Infinity", "1e400", '"abc"', "null", "[1]", "{}", "true", "-5"]
+
+
+@pytest.mark.parametrize("raw", MALFORMED_NUMBERS)
+def test_parse_usage_headers_ignores_non_finite_and_non_numeric(raw: str) -> None:
+    # Python's json module reads NaN / Infinity / 1e400 as floats: they must not leak into readings.
+    headers = {
+        "X-App-Usage": f'{{"call_count": {raw}, "total_cputime": 7, "total_time": {raw}}}',
+        "X-Business-Use-Case-Usage": (
+            f'{{"55": [{{"call_count": {raw}, "total_time": 3, "estimated_time_to_regain_access": {raw}}}]}}'
+        ),
+        "X-Ad-Account-Usage": f'{{"acc_id_util_pct": {raw}}}',
+    }
+    readings = {r.key: r for r in parse_usage_headers(headers, account_hint="act_66")}
+    assert readings["__app__"].usage_pct == 7.0
+    assert (readings["55"].usage_pct, readings["55"].regain_minutes) == (3.0, 0.0)
+    assert readings["66"].usage_pct == 0.0
+
+
+@pytest.mark.parametrize("raw", MALFORMED_NUMBERS)
+def test_observe_never_raises_on_malformed_headers(raw: str) -> None:
+    state = ThrottleState(regain_unit_seconds=60, clock=_Clock(), store=_ThrottleStore())
+    headers = {
+        "X-App-Usage": f'{{"call_count": {raw}}}',
+        "X-Business-Use-Case-Usage": f'{{"55": [{{"call_count": {raw}, "estimated_time_to_regain_access": {raw}}}]}}',
+    }
+    state.observe(headers)
+    pause, _ = state.wait_time(["55"])
+    assert pause == 0.0
+    assert state.blocked_for("55") == 0.0
+
+
+def test_huge_regain_is_capped_by_max_throttle_wait() -> None:
+    clock = _Clock()
+    state = ThrottleState(regain_unit_seconds=60, max_wait=30.0, clock=clock, store=_ThrottleStore())
+    buc = '{"55": [{"call_count": 100, "estimated_time_to_regain_access": 1e12}]}'
+    state.observe({"X-Business-Use-Case-Usage": buc})
+    assert state.wait_time(["55"])[0] == pytest.approx(30.0)
+    assert state.blocked_for("55") == pytest.approx(30.0)
+    clock.now += 30.5
+    assert state.wait_time(["55"])[0] == 0.0
+    # The default cap is an hour.
+    default = ThrottleState(regain_unit_seconds=60, clock=clock, store=_ThrottleStore())
+    default.observe({"X-Business-Use-Case-Usage": buc})
+    assert default.wait_time(["55"])[0] == pytest.approx(MAX_THROTTLE_WAIT) == 3600.0
+
+
+@pytest.mark.parametrize(("regain", "expected"), [("1e12", 30.0), ("1e400", None), ("NaN", None), ("2", 1.0)])
+def test_throttle_error_retry_after_is_finite_and_capped(regain: str, expected: float | None) -> None:
+    buc = f'{{"123": [{{"call_count": 100, "estimated_time_to_regain_access": {regain}}}]}}'
+    err = error_from_response(
+        400,
+        {"X-Business-Use-Case-Usage": buc},
+        json.dumps({"error": {"code": 80004, "message": "too many"}}).encode(),
+        method="GET",
+        path="act_123/ads",
+        scrub=str,
+        regain_unit_seconds=0.5,
+        max_wait=30.0,
+    )
+    assert isinstance(err, GraphThrottledError)
+    assert err.retry_after == (None if expected is None else pytest.approx(expected))
+
+
+@pytest.mark.parametrize("retry_after", [float("inf"), 1e12, float("nan"), -3.0])
+def test_retry_policy_caps_and_sanitises_retry_after(retry_after: float) -> None:
+    policy = RetryPolicy(max_retries=3, backoff_base=1.0, backoff_max=5.0, max_wait=30.0, rng=lambda a, b: b)
+    delay = policy.delay_for(GraphThrottledError("t", code=4, retry_after=retry_after), 1)
+    assert delay is not None
+    assert 0.0 <= delay <= 30.0
+    if retry_after != retry_after:  # NaN: unknown, so the plain back-off
+        assert delay == 1.0
+
+
+def test_conn_max_throttle_wait_extra() -> None:
+    assert parse_conn_config("c", host=None, password="t", extra={}).max_throttle_wait == 3600.0
+    cfg = parse_conn_config("c", host=None, password="t", extra={"max_throttle_wait": "120"})
+    assert cfg.max_throttle_wait == 120.0
+    assert GraphCore(cfg).throttle.max_wait == 120.0
+    assert GraphCore(cfg).policy.max_wait == 120.0
+    with pytest.raises(GraphInputError, match="max_throttle_wait"):
+        parse_conn_config("c", host=None, password="t", extra={"max_throttle_wait": "forever"})
+
+
+def test_huge_regain_from_the_emulator_never_sleeps_longer_than_the_cap(
+    graph_conn: EmulatorAdmin, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The emulator announces estimated_time_to_regain_access = 10**12 minutes (and keeps the account
+    blocked): every sleep of the hook stays under max_throttle_wait, and it gives up after max_retries."""
+    monkeypatch.setenv(CONN_ENV, conn_json(graph_conn.url, max_throttle_wait=0.5, max_retries=3))
+    slept: list[float] = []
+    hook = GraphHook(sleep=slept.append)
+    graph_conn.fault("throttle", count=1, method="GET", regain_minutes=10**12)
+    try:
+        with pytest.raises(GraphThrottledError) as info:
+            hook.get("act_4242/campaigns")
+        assert info.value.retry_after == pytest.approx(0.5)
+        assert graph_conn.http_calls() == 4
+        assert len(slept) >= 3, slept  # a retry delay per retry, plus a store pause when still blocked
+        assert all(0 < s <= 0.5 for s in slept), slept
+    finally:
+        hook.throttle.reset()  # the block is process-wide: do not leave it to the next test
+        hook.close()
+
+
+async def test_async_hook_caps_a_huge_regain_too(
+    graph_conn: EmulatorAdmin, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Same announcement through the async hook (same core, its own sleep loop)."""
+    monkeypatch.setenv(CONN_ENV, conn_json(graph_conn.url, max_throttle_wait=0.5, max_retries=3))
+    slept: list[float] = []
+
+    async def fake_sleep(seconds: float) -> None:
+        slept.append(seconds)
+
+    graph_conn.fault("throttle", count=1, method="GET", regain_minutes=10**12)
+    async with GraphAsyncHook(sleep=fake_sleep) as hook:
+        try:
+            with pytest.raises(GraphThrottledError):
+                await hook.get("act_4242/campaigns")
+        finally:
+            hook.throttle.reset()
+    assert graph_conn.http_calls() == 4
+    assert len(slept) >= 3, slept
+    assert all(0 < s <= 0.5 for s in slept), slept

@@ -16,6 +16,7 @@ from airflow_fb_async.exceptions import AsyncRequestSetError, GraphInputError
 from airflow_fb_async.sensors.async_request_set import AsyncRequestSetSensor
 from airflow_fb_async.triggers.async_request_set import AsyncRequestSetTrigger, make_event
 from tests.conftest import TEST_TOKEN, run_dag
+from tests.operators.test_results import wait_done
 from tests.triggers.test_async_request_set import all_logs, create_sets, read_set
 
 DONE = {"total_count": 2, "success_count": 2, "error_count": 0, "canceled_count": 0}
@@ -87,10 +88,11 @@ def test_defers_with_trigger_and_absolute_end_time(graph_conn: Any) -> None:
 
 def test_returns_at_once_when_already_done(graph_conn: Any) -> None:
     ids = create_sets(graph_conn.url, 2, per_set=2)
-    time.sleep(0.2)
-    assert all(read_set(graph_conn.url, i)["is_completed"] for i in ids)
-    result = sensor(ids, deferrable=True).execute({})
+    wait_done(graph_conn, *ids)
+    before = graph_conn.counters()["calls_by_kind"].get("get_multi", 0)
+    result = sensor(ids, deferrable=True).execute({})  # no TaskDeferred: done at the first check
     assert result == dict.fromkeys(ids, DONE)
+    assert graph_conn.counters()["calls_by_kind"]["get_multi"] - before == 1
 
 
 def test_execute_complete_success() -> None:
@@ -145,7 +147,7 @@ def test_poke_reads_only_pending_sets_50_a_call(graph_conn: Any) -> None:
     assert not op.poke({})
     assert graph_conn.counters()["calls_by_kind"]["get_multi"] == 2
     graph_conn.config(async_pace=200)
-    time.sleep(0.2)
+    wait_done(graph_conn, *ids)  # single-object reads: not counted as get_multi
     result = op.poke({})
     assert result.is_done
     assert set(result.xcom_value) == set(ids)
@@ -155,14 +157,13 @@ def test_poke_reads_only_pending_sets_50_a_call(graph_conn: Any) -> None:
 
 def test_poke_fail_on_request_errors(graph_conn: Any) -> None:
     ids = create_sets(graph_conn.url, 2, per_set=1, bad_per_set=1)
-    time.sleep(0.2)
     with pytest.raises(AsyncRequestSetError, match=r"2 of 4 request\(s\) ended in error"):
         sensor(ids, deferrable=False, fail_on_request_errors=True).execute({})
 
 
 def test_poke_rides_out_transient_errors(graph_conn: Any) -> None:
     ids = create_sets(graph_conn.url, 1, per_set=1)
-    time.sleep(0.1)
+    wait_done(graph_conn, *ids)
     graph_conn.fault("500", count=8, method="GET")  # more than the hook's own retries
     op = sensor(ids, deferrable=False)
     first = op.poke({})
