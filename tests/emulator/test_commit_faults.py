@@ -254,3 +254,13 @@ def test_token_rejected_spec_validation(emu: EmulatorAdmin) -> None:
         assert resp.status_code == 400, body
         assert key in resp.json()["error"]["message"], resp.text
     assert emu._get("faults")["faults"] == []
+
+
+def test_after_skips_matching_calls_for_any_fault_type(graph: Graph, emu: EmulatorAdmin) -> None:
+    emu.fault("error_after_commit", method="POST", after=1)
+    assert graph.get("act_1/campaigns").status_code == 200  # not matching: not counted
+    assert graph.ok(graph.post("act_1/campaigns", CAMP))["id"]  # skipped
+    _assert_code2(error_of(graph.post("act_1/campaigns", CAMP), 500))
+    assert graph.ok(graph.post("act_1/campaigns", CAMP))["id"]
+    assert [c["fault"] for c in emu.calls()] == [None, None, "error_after_commit", None]
+    assert len(emu.objects("campaign")) == 3
