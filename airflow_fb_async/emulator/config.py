@@ -31,6 +31,7 @@ FAULT_COUNTERS = (
     "entry_error_after_commit",
     "job_failed",
     "job_skipped",
+    "token_rejected",
 )
 THROTTLE_CODES = frozenset({4, 17, 32, 341, 613, *range(80000, 80015)})
 

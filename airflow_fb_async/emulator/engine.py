@@ -38,6 +38,7 @@ from .errors import (
     param_error,
     server_error,
     throttle_error,
+    token_rejected,
 )
 from .faults import FaultQueue
 from .refs import RefError
@@ -324,6 +325,11 @@ class Engine:
                 err = throttle_error(int(self.cfg["throttle_code"]))
                 headers = self.usage.headers(accounts, self.cfg, insights.use_case(self, call))
                 resp = Resp(400, err.body(), headers)
+        elif ftype == "token_rejected":
+            # Refused before any work, as Graph refuses an expired or revoked token.
+            with self.lock:
+                self.counters["faults_injected"]["token_rejected"] += 1
+            resp = self.error_resp(call, token_rejected(fault["subcode"]))  # type: ignore[index]
         elif ftype == "code1":
             with self.lock:
                 self.counters["faults_injected"]["code1"] += 1

@@ -93,6 +93,15 @@ def bad_token() -> GraphError:
     return GraphError("Invalid OAuth access token - Cannot parse access token", 190, "OAuthException")
 
 
+def token_rejected(subcode: int | None) -> GraphError:
+    """A token Graph no longer accepts (subcode 463: the session expired), as an injected fault."""
+    if subcode == 463:
+        message = "Error validating access token: Session has expired."
+    else:
+        message = "Error validating access token: The session is invalid."
+    return GraphError(message, 190, "OAuthException", subcode=subcode)
+
+
 def missing_token() -> GraphError:
     return GraphError(
         "An active access token must be used to query information about the current user.",

@@ -26,6 +26,7 @@ FAULT_TYPES = (
     "entry_error_after_commit",
     "job_failed",
     "job_skipped",
+    "token_rejected",
 )
 #: Faults taken by the next report runs (``POST .../insights``), not by an HTTP call as such.
 JOB_FAULTS = frozenset({"job_failed", "job_skipped"})
@@ -37,6 +38,8 @@ RANDOM_ENTRY_TYPE = "entry_error_after_commit"
 RANDOM_KEYS = frozenset({*RANDOM_CALL_TYPES, RANDOM_ENTRY_TYPE, "seed"})
 BATCH_ONLY = frozenset({"code1", "short_batch", "entry_error_after_commit"})
 ENTRY_FAULT_METHODS = frozenset({"POST", "DELETE"})
+#: Graph's ``error_subcode`` for an expired session, the default of a ``token_rejected`` fault.
+TOKEN_EXPIRED_SUBCODE = 463
 
 
 def unit_draw(seed: object, *parts: object) -> float:
@@ -75,6 +78,14 @@ def _compile(spec: dict[str, Any], key: str) -> re.Pattern[str] | None:
         raise ValueError(f"{key} {value!r} is not a valid regular expression: {exc}") from None
 
 
+def _count(spec: dict[str, Any], key: str, default: int, minimum: int) -> int:
+    """The integer under ``key`` (``default`` when absent), or a ValueError naming the key."""
+    value = spec.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise ValueError(f"{key} must be an integer >= {minimum}, not {value!r}")
+    return value
+
+
 def _entry_selector(spec: dict[str, Any]) -> tuple[list[int] | None, str | None]:
     entries = spec.get("entries")
     positions_ok = isinstance(entries, list) and all(
@@ -104,9 +115,7 @@ class FaultQueue:
             raise ValueError(
                 f"unknown fault type {spec.get('type')!r}; expected one of {', '.join(FAULT_TYPES)}"
             )
-        count = int(spec.get("count", 1))
-        if count < 1:
-            raise ValueError("count must be >= 1")
+        count = _count(spec, "count", 1, 1)
         method = spec.get("method")
         if method is not None:
             method = str(method).upper()
@@ -118,8 +127,14 @@ class FaultQueue:
             "method": method,
             "path_regex": regex,
             "regain_minutes": int(spec.get("regain_minutes", 1)),
+            "after": _count(spec, "after", 0, 0),
             "_re": compiled,
         }
+        if ftype == "token_rejected":
+            subcode = spec.get("subcode", TOKEN_EXPIRED_SUBCODE)
+            if subcode is not None and (isinstance(subcode, bool) or not isinstance(subcode, int)):
+                raise ValueError(f"subcode must be null or an integer, not {subcode!r}")
+            fault["subcode"] = subcode
         if ftype == "entry_error_after_commit":
             fault["entries"], fault["entry_regex"] = _entry_selector(spec)
         self.queue.append(fault)
@@ -144,6 +159,16 @@ class FaultQueue:
         self.ordinal += 1
         return self.ordinal
 
+    def _fires(self, fault: dict[str, Any]) -> bool:
+        """Count a match against a queued fault: skipped while ``after`` lasts, else used up once."""
+        if fault["after"] > 0:
+            fault["after"] -= 1
+            return False
+        fault["count"] -= 1
+        if fault["count"] <= 0:
+            self.queue.remove(fault)
+        return True
+
     def take(self, method: str, path: str, full: str, kind: str, ordinal: int) -> dict[str, Any] | None:
         """The fault for this call: the first matching queued one, else the random draw."""
         for fault in self.queue:
@@ -156,10 +181,9 @@ class FaultQueue:
                 continue
             if fault["type"] in BATCH_ONLY and kind != "batch":
                 continue
-            fault["count"] -= 1
-            if fault["count"] <= 0:
-                self.queue.remove(fault)
-            return {k: v for k, v in fault.items() if k not in ("count", "_re")}
+            if not self._fires(fault):
+                continue
+            return {k: v for k, v in fault.items() if k not in ("count", "after", "_re")}
         spec = self.random_spec
         if spec:
             draw = unit_draw(self.seed, "call", ordinal)
@@ -179,9 +203,8 @@ class FaultQueue:
             rx = fault["_re"]
             if fault["type"] not in JOB_FAULTS or (rx is not None and not rx.search(path)):
                 continue
-            fault["count"] -= 1
-            if fault["count"] <= 0:
-                self.queue.remove(fault)
+            if not self._fires(fault):
+                continue
             return str(fault["type"])
         return None
 

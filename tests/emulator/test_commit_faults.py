@@ -205,3 +205,62 @@ def test_fault_spec_validation(emu: EmulatorAdmin) -> None:
         assert requests.post(f"{emu.url}/__admin/config", json=cfg, timeout=5).status_code == 400
     ok = emu.config(random_faults={"500": 0.5, "error_after_commit": 0.5, "entry_error_after_commit": 1.0})
     assert ok["random_faults"]["entry_error_after_commit"] == 1.0
+
+
+# ---------------------------------------------------------------------------------- token_rejected
+
+
+def _assert_token_rejected(err: dict[str, Any], subcode: int | None = 463) -> None:
+    assert (err["code"], err["type"], err["is_transient"]) == (190, "OAuthException", False), err
+    assert err.get("error_subcode") == subcode, err
+    assert "access token" in err["message"], err
+
+
+def test_token_rejected_after_skipping_matching_calls_does_no_work(graph: Graph, emu: EmulatorAdmin) -> None:
+    """The token is refused on the 3rd matching call and the next one, as when it expires midway."""
+    emu.fault("token_rejected", count=2, method="POST", path_regex="/campaigns$", after=2)
+    assert graph.get("act_1/campaigns").status_code == 200  # a GET does not match
+    ids = [graph.ok(graph.post("act_1/campaigns", {**CAMP, "name": f"c{i}"}))["id"] for i in range(2)]
+    for _ in range(2):
+        _assert_token_rejected(error_of(graph.post("act_1/campaigns", CAMP), 400))
+    assert [o["id"] for o in emu.objects("campaign")] == ids  # the rejected calls did nothing
+    assert graph.ok(graph.post("act_1/campaigns", CAMP))["id"]  # the queue is used up
+    assert emu._get("faults")["faults"] == []
+    counters = emu.counters()
+    assert counters["faults_injected"]["token_rejected"] == 2
+    assert counters["objects_created"] == 3
+    calls = emu.calls()
+    assert [c["fault"] for c in calls] == [None, None, None, "token_rejected", "token_rejected", None]
+    assert [c["status"] for c in calls] == [200, 200, 200, 400, 400, 200]
+
+
+def test_token_rejected_on_a_batch_runs_none_of_its_entries(graph: Graph, emu: EmulatorAdmin) -> None:
+    emu.fault("token_rejected", subcode=None)
+    err = error_of(graph.batch([_camp_entry(i) for i in range(3)]), 400)
+    _assert_token_rejected(err, subcode=None)
+    assert emu.objects("campaign") == []
+    assert emu.counters()["batch_entries"] == 0
+    listed = emu.fault("token_rejected", after=1)["faults"]
+    assert [(f["type"], f["after"], f["subcode"]) for f in listed] == [("token_rejected", 1, 463)]
+
+
+def test_token_rejected_spec_validation(emu: EmulatorAdmin) -> None:
+    for body, key in (
+        ({"type": "token_rejected", "after": -1}, "after"),
+        ({"type": "token_rejected", "after": "2"}, "after"),
+        ({"type": "token_rejected", "subcode": "463"}, "subcode"),
+    ):
+        resp = requests.post(f"{emu.url}/__admin/faults", json=body, timeout=5)
+        assert resp.status_code == 400, body
+        assert key in resp.json()["error"]["message"], resp.text
+    assert emu._get("faults")["faults"] == []
+
+
+def test_after_skips_matching_calls_for_any_fault_type(graph: Graph, emu: EmulatorAdmin) -> None:
+    emu.fault("error_after_commit", method="POST", after=1)
+    assert graph.get("act_1/campaigns").status_code == 200  # not matching: not counted
+    assert graph.ok(graph.post("act_1/campaigns", CAMP))["id"]  # skipped
+    _assert_code2(error_of(graph.post("act_1/campaigns", CAMP), 500))
+    assert graph.ok(graph.post("act_1/campaigns", CAMP))["id"]
+    assert [c["fault"] for c in emu.calls()] == [None, None, "error_after_commit", None]
+    assert len(emu.objects("campaign")) == 3

@@ -68,13 +68,9 @@ def test_token_rejected_on_the_third_call(graph_conn: EmulatorAdmin) -> None:
     """150 creates; the token is refused on the 3rd call: 100 results kept, 50 None, 100 objects."""
     journal = JsonJournal()
     reqs = [create(f"c{i:03d}") for i in range(150)]
-
-    def after_call(done: int, total: int, errors: int) -> None:
-        if done == 100:  # from now on Graph refuses the connection's calls (no appsecret_proof)
-            graph_conn.config(app_secret="required-from-now-on")
-
+    graph_conn.fault("token_rejected", after=2)  # the token expires after two calls
     with pytest.raises(GraphBatchError) as info:
-        GraphHook().batch(reqs, max_concurrency=1, progress=after_call, journal=journal, **FAST)
+        GraphHook().batch(reqs, max_concurrency=1, journal=journal, **FAST)
     err = info.value
     assert isinstance(err.cause, GraphAuthError)
     assert err.results is not None
@@ -85,8 +81,7 @@ def test_token_rejected_on_the_third_call(graph_conn: EmulatorAdmin) -> None:
     assert len(graph_conn.objects("campaign")) == 100
     first_ids = [r["body"]["id"] for r in err.results[:100] if r is not None]
 
-    # The next try (token fixed) sends only the 50 never done; earlier results come back as they were.
-    graph_conn.config(app_secret=None)
+    # The next try (token renewed) sends only the 50 never done; earlier results come back as they were.
     before = len(batch_sizes(graph_conn))
     results = GraphHook().batch(reqs, max_concurrency=1, journal=journal, **FAST)
     assert batch_sizes(graph_conn)[before:] == [50]

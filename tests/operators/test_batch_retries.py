@@ -4,8 +4,7 @@ store, XComs, retries) against the emulator. The DAGs live in tests/dags/test_ba
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
@@ -14,41 +13,20 @@ import pytest
 from tests.conftest import TEST_TOKEN, run_dag
 
 if TYPE_CHECKING:
-    from airflow_fb_async.emulator import GraphEmulator
     from tests.emu_admin import EmulatorAdmin
 
 pytestmark = pytest.mark.usefixtures("airflow_db")
 
 
-class _TokensRejectingCheck(set[str]):
-    """The emulator's valid tokens, except that its ``n``-th token check finds none (code 190).
-
-    The emulator checks the token once per Graph call, so this rejects exactly the ``n``-th call,
-    as when a token expires or is revoked in the middle of a batch.
-    """
-
-    def __init__(self, tokens: Iterable[str], reject: int) -> None:
-        super().__init__(tokens)
-        self.reject = reject
-        self.checks = 0
-        self._lock = threading.Lock()
-
-    def __contains__(self, token: object) -> bool:
-        with self._lock:
-            self.checks += 1
-            n = self.checks
-        return n != self.reject and super().__contains__(token)
-
-
 @contextmanager
-def token_rejected_on_call(emulator: GraphEmulator, n: int) -> Iterator[None]:
-    engine = emulator.engine
-    tokens = engine.tokens
-    engine.tokens = _TokensRejectingCheck(tokens, n)
+def token_rejected_on_call(emu: EmulatorAdmin, n: int) -> Iterator[None]:
+    """The emulator refuses the token (code 190) on its ``n``-th Graph call from now, as when a
+    token expires or is revoked in the middle of a batch (a queued ``token_rejected`` fault)."""
+    emu.fault("token_rejected", count=1, after=n - 1)
     try:
         yield
     finally:
-        engine.tokens = tokens
+        emu.clear_faults()
 
 
 def task_instance(run: Any, task_id: str = "batch") -> Any:
@@ -79,9 +57,9 @@ def batch_sizes(emu: EmulatorAdmin) -> list[tuple[int, int]]:
 
 
 def test_token_rejected_on_the_third_call_then_the_retry_sends_only_the_rest(
-    graph_conn: EmulatorAdmin, emulator: GraphEmulator
+    graph_conn: EmulatorAdmin,
 ) -> None:
-    with token_rejected_on_call(emulator, 3):
+    with token_rejected_on_call(graph_conn, 3):
         run = run_dag("test_batch_retry_token")
     assert run.state == "success"
     assert task_instance(run).try_number == 2
@@ -99,11 +77,10 @@ def test_token_rejected_on_the_third_call_then_the_retry_sends_only_the_rest(
 
 def test_a_stopped_batch_pushes_the_results_so_far_and_fails_saying_so(
     graph_conn: EmulatorAdmin,
-    emulator: GraphEmulator,
     caplog: pytest.LogCaptureFixture,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    with token_rejected_on_call(emulator, 3):
+    with token_rejected_on_call(graph_conn, 3):
         run = run_dag("test_batch_stop_token")
     logs = capsys.readouterr().out + caplog.text  # task logs go to stdout
     assert run.state == "failed"
@@ -174,9 +151,7 @@ def test_requests_rendered_differently_on_the_retry_start_afresh(
     assert "The rendered requests differ from those of an earlier try of this task: starting" in logs
 
 
-def test_a_stopped_batch_outside_a_task_keeps_its_results_on_the_error(
-    graph_conn: EmulatorAdmin, emulator: GraphEmulator
-) -> None:
+def test_a_stopped_batch_outside_a_task_keeps_its_results_on_the_error(graph_conn: EmulatorAdmin) -> None:
     from airflow_fb_async.exceptions import GraphAuthError, GraphBatchError
     from airflow_fb_async.operators.batch import GraphBatchOperator
 
@@ -187,7 +162,7 @@ def test_a_stopped_batch_outside_a_task_keeps_its_results_on_the_error(
     op = GraphBatchOperator(
         task_id="b", requests=requests, max_concurrency=1, batch_options={"round_backoff": 0}
     )
-    with token_rejected_on_call(emulator, 3), pytest.raises(GraphBatchError) as info:
+    with token_rejected_on_call(graph_conn, 3), pytest.raises(GraphBatchError) as info:
         op.execute({})
     err = info.value
     assert [r and r["code"] for r in err.results or []] == [200] * 100 + [None] * 50

@@ -27,7 +27,6 @@ from tests.operators.test_task_state import DictStore
 if TYPE_CHECKING:
     from pathlib import Path
 
-    from airflow_fb_async.emulator import GraphEmulator
     from tests.emu_admin import EmulatorAdmin
 
 ACT = "act_5150"
@@ -191,14 +190,14 @@ def test_without_output_path_the_file_results_are_the_xcom_list(
 
 
 def test_a_stopped_run_resumes_by_content_and_sends_each_request_once(
-    graph_conn: EmulatorAdmin, emulator: GraphEmulator, tmp_path: Path
+    graph_conn: EmulatorAdmin, tmp_path: Path
 ) -> None:
     source = write_lines(tmp_path / "in.jsonl", campaigns(30))
     output = tmp_path / "out.jsonl"
     store = DictStore()
     options = {**OPTS, "chunk_size": 5}
     # 3 windows of 10, 2 calls each: the token is rejected on the 4th call (window 2's second half).
-    with token_rejected_on_call(emulator, 4), pytest.raises(GraphBatchError) as info:
+    with token_rejected_on_call(graph_conn, 4), pytest.raises(GraphBatchError) as info:
         batch_op(source, output, window_size=10, max_concurrency=1, batch_options=options).execute(
             {"task_state_store": store}
         )
@@ -354,12 +353,12 @@ def test_submit_reference_beyond_the_set_fails_naming_the_line(
 
 @pytest.mark.usefixtures("airflow_db")
 def test_a_real_retry_resumes_the_file_where_the_token_was_rejected(
-    graph_conn: EmulatorAdmin, emulator: GraphEmulator, tmp_path: Path
+    graph_conn: EmulatorAdmin, tmp_path: Path
 ) -> None:
     source = write_lines(tmp_path / "in.jsonl", campaigns(150))
     output = tmp_path / "out.jsonl"
     # Windows 1-60, 61-120, 121-150; calls of 30. The 4th call (window 2's second half) is rejected.
-    with token_rejected_on_call(emulator, 4):
+    with token_rejected_on_call(graph_conn, 4):
         run = run_dag("test_file_batch_retry_token", requests_path=str(source), output_path=str(output))
     assert run.state == "success"
     assert task_instance(run).try_number == 2
