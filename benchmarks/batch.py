@@ -11,7 +11,17 @@ N campaigns through the Graph API (no admin shortcuts), then runs the same N upd
    extrapolated, since N sequential calls at the emulator's latency take minutes.
 
 Prints wall times, ratios and HTTP call counts (the emulator's ``http_calls`` counter).
-Usage: ``python benchmarks/batch.py [--n 5000] [--latency 0.05] [--single-sample 300]``.
+
+Then the floor (issue 14 point 5): ``GraphHook.batch`` against a bare script that posts the same
+ceil(N/50) form bodies, built beforehand (batch JSON, ``include_headers=true`` as the hook sends it,
+``access_token``), from ``--concurrency`` threads, one ``requests.Session`` each, and parses the
+answers and every entry's body (as the hook must). At each ``--floor-latencies`` value the two run
+interleaved (A B, then B A, ...) ``--repeats`` times after one warm-up each; it prints the median
+wall times, the client CPU per entry (``time.process_time``: the emulator runs in its own
+process), and the median ratio with its range. Targets: <= 1.10x at 50 ms, <= 1.25x at 0 ms.
+
+Usage: ``python benchmarks/batch.py [--n 5000] [--latency 0.05] [--single-sample 300]
+[--repeats 7] [--floor-latencies 0.05,0] [--floor-only]``.
 """
 
 from __future__ import annotations
@@ -20,13 +30,18 @@ import argparse
 import json
 import math
 import os
+import queue
 import re
+import statistics
 import subprocess
 import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
+from urllib.parse import quote
 
 import requests
 
@@ -72,12 +87,142 @@ def server_ms(url: str, after_calls: int) -> float:
     return sum(ms) / len(ms) if ms else 0.0
 
 
+# --------------------------------------------------------------------------------------------------
+# The floor: GraphHook.batch against a bare script posting prebuilt bodies
+# --------------------------------------------------------------------------------------------------
+
+FLOOR_TARGETS = {0.05: 1.10, 0.0: 1.25}
+
+
+def bare_forms(ids: list[str], tag: str, size: int = 50) -> list[dict[str, str]]:
+    """The form bodies GraphHook.batch sends for these updates (same wire JSON), built beforehand."""
+    forms = []
+    for pos in range(0, len(ids), size):
+        wire = [
+            {"method": "POST", "relative_url": oid, "body": "name=" + quote(f"{tag} {oid}", safe="")}
+            for oid in ids[pos : pos + size]
+        ]
+        forms.append(
+            {
+                "batch": json.dumps(wire, separators=(",", ":")),
+                "include_headers": "true",
+                "access_token": TOKEN,
+            }
+        )
+    return forms
+
+
+class BareClient:
+    """The baseline: ``concurrency`` threads, one ``requests.Session`` each (kept across runs)."""
+
+    def __init__(self, url: str, concurrency: int) -> None:
+        self.endpoint = f"{url}/v25.0/"
+        self.concurrency = concurrency
+        self.sessions: queue.SimpleQueue[requests.Session] = queue.SimpleQueue()
+        for _ in range(concurrency):
+            self.sessions.put(requests.Session())
+
+    def _post(self, form: dict[str, str]) -> int:
+        session = self.sessions.get()
+        try:
+            answers = session.post(self.endpoint, data=form, timeout=60).json()
+        finally:
+            self.sessions.put(session)
+        ok = 0
+        for answer in answers:
+            if answer is not None and isinstance(answer.get("body"), str):
+                json.loads(answer["body"])
+                ok += answer.get("code") == 200
+        return ok
+
+    def run(self, forms: list[dict[str, str]]) -> int:
+        with ThreadPoolExecutor(max_workers=self.concurrency) as pool:
+            return sum(pool.map(self._post, forms))
+
+
+def _timed(fn: Callable[[], int]) -> tuple[float, float, int]:
+    """(wall s, client CPU s, ok count) of one run."""
+    wall, cpu = time.perf_counter(), time.process_time()
+    ok = fn()
+    return time.perf_counter() - wall, time.process_time() - cpu, ok
+
+
+def floor(url: str, ids: list[str], latencies: list[float], repeats: int, concurrency: int) -> None:
+    """Print GraphHook.batch's median ratio to the bare baseline at each latency (see the docstring)."""
+    from airflow_fb_async.hooks.graph import GraphHook
+
+    n = len(ids)
+    bare = BareClient(url, concurrency)
+    print(
+        f"\nfloor: GraphHook.batch vs bare script, N={n} updates, {math.ceil(n / 50)} calls, "
+        f"concurrency {concurrency}, include_headers=true on the wire, {repeats} interleaved pairs"
+    )
+    with GraphHook() as hook:
+        run_no = 0
+
+        def run_hook() -> tuple[float, float, int]:
+            nonlocal run_no
+            run_no += 1
+            batch = [
+                {"method": "POST", "relative_url": oid, "body": {"name": f"hook{run_no} {oid}"}}
+                for oid in ids
+            ]
+            return _checked(
+                _timed(lambda: sum(r["code"] == 200 for r in hook.batch(batch, max_concurrency=concurrency))),
+                n,
+            )
+
+        def run_bare() -> tuple[float, float, int]:
+            nonlocal run_no
+            run_no += 1
+            forms = bare_forms(ids, f"bare{run_no}")
+            return _checked(_timed(lambda: bare.run(forms)), n)
+
+        sides = {"hook": run_hook, "bare": run_bare}
+        for latency in latencies:
+            # Dozens of 5,000-entry runs a minute: lift the emulator's usage budget so none is throttled.
+            config = {"latency": latency, "usage_budget": 10**9}
+            requests.post(f"{url}/__admin/config", json=config, timeout=10).raise_for_status()
+            samples: dict[str, list[tuple[float, float, int]]] = {"hook": [], "bare": []}
+            run_hook(), run_bare()  # warm-up: connections, caches
+            for rep in range(repeats):
+                for side in ("hook", "bare") if rep % 2 == 0 else ("bare", "hook"):
+                    samples[side].append(sides[side]())
+            walls = {k: [s[0] for s in v] for k, v in samples.items()}
+            cpus = {k: [s[1] / n * 1e6 for s in v] for k, v in samples.items()}
+            ratios = [h / b for h, b in zip(walls["hook"], walls["bare"], strict=True)]
+            cpu_ratios = [h / b for h, b in zip(cpus["hook"], cpus["bare"], strict=True)]
+            target = FLOOR_TARGETS.get(latency)
+            print(
+                f"latency {latency * 1000:.0f} ms: GraphHook.batch {statistics.median(walls['hook']):.3f} s "
+                f"(client CPU {statistics.median(cpus['hook']):.0f} us/entry), bare "
+                f"{statistics.median(walls['bare']):.3f} s ({statistics.median(cpus['bare']):.0f} us/entry)"
+            )
+            print(
+                f"  ratio to bare: median {statistics.median(ratios):.3f}x "
+                f"(range {min(ratios):.3f}-{max(ratios):.3f} over {len(ratios)} pairs)"
+                + (f", target <= {target:.2f}x" if target else "")
+                + f"; client CPU ratio median {statistics.median(cpu_ratios):.2f}x"
+            )
+
+
+def _checked(timed: tuple[float, float, int], n: int) -> tuple[float, float, int]:
+    if timed[2] != n:
+        raise SystemExit(f"floor: {timed[2]} of {n} updates succeeded")
+    return timed
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=5000, help="number of update requests")
     parser.add_argument("--latency", type=float, default=0.05, help="emulator latency per call (s)")
     parser.add_argument("--concurrency", type=int, default=4, help="GraphBatchOperator max_concurrency")
     parser.add_argument("--single-sample", type=int, default=300, help="one-call-per-request sample size")
+    parser.add_argument("--repeats", type=int, default=7, help="interleaved pairs per floor latency")
+    parser.add_argument(
+        "--floor-latencies", default="0.05,0", help="emulator latencies (s) for the floor, comma-separated"
+    )
+    parser.add_argument("--floor-only", action="store_true", help="skip the SDK and one-call comparisons")
     args = parser.parse_args()
 
     os.environ.setdefault("AIRFLOW_HOME", tempfile.mkdtemp(prefix="fb_async_bench_"))
@@ -108,6 +253,12 @@ def main() -> None:
             )
         ids = [r["body"]["id"] for r in created]
         assert len(set(ids)) == n, "setup failed"
+
+        if args.floor_only:
+            floor(
+                url, ids, [float(x) for x in args.floor_latencies.split(",")], args.repeats, args.concurrency
+            )
+            return
 
         def updates(tag: str) -> list[dict[str, Any]]:
             return [{"method": "POST", "relative_url": oid, "body": {"name": f"{tag} {oid}"}} for oid in ids]
@@ -207,6 +358,7 @@ def main() -> None:
             f"provider HTTP calls: {rows[0][2]} for N={n} (ceil(N/50)={target_calls}, "
             f"ratio {rows[0][2] / target_calls:.3f}, target <= 1.02)"
         )
+        floor(url, ids, [float(x) for x in args.floor_latencies.split(",")], args.repeats, args.concurrency)
     finally:
         proc.terminate()
         try:

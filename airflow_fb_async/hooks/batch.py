@@ -34,9 +34,10 @@ Rules this module implements (Graph facts: ``GRAPH_NOTES.md``; the write rules: 
 from __future__ import annotations
 
 import logging
+import queue
 import time
 from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 from airflow_fb_async.exceptions import GraphAPIError, GraphBatchError, GraphInputError
@@ -101,6 +102,7 @@ DEFAULT_MAX_ROUNDS = 10
 PROGRESS_LOG_STEP = 0.05
 
 ProgressCallback = Callable[[int, int, int], None]
+ChunkFuture = Future[tuple[dict[int, Outcome], GraphAPIError | None]]
 
 
 class BatchRunner:
@@ -153,6 +155,9 @@ class BatchRunner:
             i = e.index
             if led.done[i]:
                 continue
+            if not e.deps:
+                ready.add(i)
+                continue
             failed = next((d for d in e.deps if led.done[d] and entry_failed(led.results[d])), None)
             if failed is not None:
                 led.finish(i, dependency_failed_entry(self.entries[failed]))
@@ -175,7 +180,7 @@ class BatchRunner:
     def _report(self) -> None:
         led = self.ledger
         total = len(self.entries)
-        done = sum(led.done)
+        done = led.settled
         step = max(1, int(total * PROGRESS_LOG_STEP))
         if done == total or self._logged_done < 0 or done - self._logged_done >= step:
             self._logged_done = done
@@ -204,26 +209,30 @@ class BatchRunner:
                 if halt is not None:
                     return need_retry, halt
             return need_retry, None
-        futures: set[Future[tuple[dict[int, Outcome], GraphAPIError | None]]] = {
-            pool.submit(self._run_chunk, chunk) for chunk in chunks
-        }
-        while futures:
-            finished, futures = wait(futures, return_when=FIRST_COMPLETED)
-            for fut in finished:
-                if fut.cancelled():
-                    continue
-                try:
-                    outcomes, halt = fut.result()
-                    need_retry |= self.ledger.merge(outcomes)
-                    self._report()
-                except BaseException as exc:  # kept: raised once the calls in flight are merged
-                    halt = None
-                    stop = stop or exc
-                stop = stop or halt
+        # Each call reports its end on a queue (one wake-up per call; ``wait(FIRST_COMPLETED)`` costs
+        # a pass over every pending call each time). Cancelled calls report too.
+        finished: queue.SimpleQueue[ChunkFuture] = queue.SimpleQueue()
+        futures: list[ChunkFuture] = []
+        for chunk in chunks:
+            future = pool.submit(self._run_chunk, chunk)
+            future.add_done_callback(finished.put)
+            futures.append(future)
+        for _ in futures:
+            fut = finished.get()
+            if fut.cancelled():
+                continue
+            try:
+                outcomes, halt = fut.result()
+                need_retry |= self.ledger.merge(outcomes)
+                self._report()
+            except BaseException as exc:  # kept: raised once the calls in flight are merged
+                halt = None
+                stop = stop or exc
+            stop = stop or halt
             if stop is not None:
                 # Calls not yet started are not made; those in flight finish and are kept.
-                for fut in futures:
-                    fut.cancel()
+                for other in futures:
+                    other.cancel()
         return need_retry, stop
 
     def run(self) -> list[dict[str, Any]]:

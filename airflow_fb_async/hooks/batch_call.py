@@ -36,6 +36,7 @@ from airflow_fb_async.hooks.batch_outcomes import (
     unknown_outcome,
 )
 from airflow_fb_async.hooks.retry import AUTH_CODES
+from airflow_fb_async.hooks.throttle import accounts_in
 
 if TYPE_CHECKING:
     from airflow_fb_async.hooks._core import GraphCore
@@ -86,8 +87,7 @@ class BatchStopped(Exception):
 
 def jsonpath_accounts(entry: BatchEntry) -> list[str]:
     """Ad account keys an entry touches (for ``X-Ad-Account-Usage``, which does not name it)."""
-    found = re.findall(r"\bact_(\d+)", entry.relative_url)
-    return list(dict.fromkeys(found))
+    return accounts_in(entry.relative_url)
 
 
 class CallMaker:
@@ -107,6 +107,7 @@ class CallMaker:
         self.ledger = ledger
         self.count = 0  # HTTP calls made (approximate under threads: for log lines only)
         self._names = {e.name: e.index for e in entries if e.name}
+        self._account: dict[int, str | None] = {}  # entry index -> the ad account its usage is about
 
     # ---- building a call -----------------------------------------------------------------------
 
@@ -172,7 +173,7 @@ class CallMaker:
         wire: list[dict[str, Any]] = []
         for i in ids:
             entry = self.entries[i]
-            blocked = [d for d in entry.deps if d in id_set and d not in in_call]
+            blocked = [d for d in entry.deps if d in id_set and d not in in_call] if entry.deps else None
             if blocked:
                 # A dependency in this call is not sent: neither is this one.
                 dep_out = outcomes.get(blocked[0])
@@ -183,7 +184,7 @@ class CallMaker:
                 )
                 continue
             try:
-                wire.append(self._wire_entry(entry, in_call | id_set, outcomes))
+                wire.append(self._wire_entry(entry, id_set, outcomes))  # in_call is a subset of id_set
             except _ResolveError as exc:
                 outcomes[i] = Outcome(DONE, exc.result)
                 continue
@@ -309,7 +310,8 @@ class CallMaker:
         self, entry: BatchEntry, raw: Mapping[str, Any], seen: set[tuple[Any, ...]]
     ) -> dict[str, Any]:
         code = raw.get("code")
-        code = int(code) if isinstance(code, int | float | str) and str(code).isdigit() else 0
+        if type(code) is not int or code < 0:  # hot path: Graph's code is a plain int
+            code = int(code) if isinstance(code, int | float | str) and str(code).isdigit() else 0
         headers = headers_to_dict(raw.get("headers"))
         if headers:
             self._observe(entry, headers, seen)
@@ -348,11 +350,15 @@ class CallMaker:
 
     def _observe(self, entry: BatchEntry, headers: Mapping[str, str], seen: set[tuple[Any, ...]]) -> None:
         """Feed an entry's usage headers to the throttle (once per distinct reading in a call)."""
-        accounts = jsonpath_accounts(entry)
-        account = accounts[0] if accounts else None
-        usage = tuple(v for k, v in headers.items() if k.lower() in _USAGE_HEADERS)
+        usage = [v for k, v in headers.items() if k.lower() in _USAGE_HEADERS]
         if not usage:
             return
+        index = entry.index
+        if index in self._account:
+            account = self._account[index]
+        else:
+            accounts = jsonpath_accounts(entry)
+            account = self._account[index] = accounts[0] if accounts else None
         key = (account, *usage)
         if key in seen:
             return

@@ -77,8 +77,10 @@ def entry_failed(result: Mapping[str, Any] | None) -> bool:
 
 def graph_error(body: Any) -> Mapping[str, Any] | None:
     """The ``error`` envelope of an entry body, if it is one."""
-    if isinstance(body, Mapping) and isinstance(body.get("error"), Mapping):
-        return body["error"]
+    if type(body) is dict or isinstance(body, Mapping):
+        error = body.get("error")
+        if error is not None and (type(error) is dict or isinstance(error, Mapping)):
+            return error
     return None
 
 
@@ -117,11 +119,11 @@ def incomplete_entry(attempts: int) -> dict[str, Any]:
 def headers_to_dict(raw: Any) -> dict[str, str]:
     """Entry headers (Graph's ``[{"name", "value"}]``, ``"Name: value"`` strings or a dict) as a dict."""
     out: dict[str, str] = {}
-    if isinstance(raw, Mapping):
+    if type(raw) is not list and isinstance(raw, Mapping):
         return {str(k): str(v) for k, v in raw.items()}
     if isinstance(raw, list):
         for item in raw:
-            if isinstance(item, Mapping) and "name" in item:
+            if (type(item) is dict or isinstance(item, Mapping)) and "name" in item:
                 value = item.get("value")
                 out[str(item["name"])] = value if isinstance(value, str) else json.dumps(value)
             elif isinstance(item, str) and ":" in item:
@@ -133,7 +135,7 @@ def headers_to_dict(raw: Any) -> dict[str, str]:
 def parse_body(raw: Any) -> Any:
     """An entry body: Graph sends JSON as a string."""
     if isinstance(raw, str):
-        if not raw.strip():
+        if not raw or raw.isspace():
             return None
         try:
             return json.loads(raw)
@@ -194,6 +196,7 @@ class BatchLedger:
         self.journal = journal
         self.results: list[dict[str, Any] | None] = [None] * n
         self.done = [False] * n
+        self.settled = 0  # how many of ``done`` are True (kept as a count: read after every call)
         self.attempts = [0] * n
         self.errors = 0
         self.restored = 0
@@ -248,7 +251,9 @@ class BatchLedger:
     def finish(self, index: int, result: dict[str, Any]) -> None:
         """Settle an entry for this run (its journal letter follows: S, A, or resend next try)."""
         self.results[index] = result
-        self.done[index] = True
+        if not self.done[index]:
+            self.done[index] = True
+            self.settled += 1
         failed = entry_failed(result)
         if failed:
             self.errors += 1

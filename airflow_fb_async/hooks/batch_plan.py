@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections import Counter
 from typing import TYPE_CHECKING
 
 from airflow_fb_async.hooks.batch_validate import MAX_BATCH_SIZE, BatchEntry
@@ -37,13 +36,27 @@ def plan_chunks(
         None if max_adsets_per_campaign_per_chunk is None else max(1, int(max_adsets_per_campaign_per_chunk))
     )
 
-    def campaigns_of(ids: Iterable[int]) -> Counter[str]:
-        if adsets_cap is None:
-            return Counter()
-        return Counter(c for c in (entries[i].adset_campaign for i in ids) if c is not None)
+    # Ad sets per campaign_id as plain dicts, empty for the usual entry that creates no ad set
+    # (hot: one component per ready entry; Counter arithmetic was most of the planning time).
+    def campaigns_of(ids: Iterable[int]) -> dict[str, int]:
+        out: dict[str, int] = {}
+        if adsets_cap is not None:
+            for i in ids:
+                camp = entries[i].adset_campaign
+                if camp is not None:
+                    out[camp] = out.get(camp, 0) + 1
+        return out
 
-    def campaigns_fit(a: Counter[str], b: Counter[str]) -> bool:
-        return adsets_cap is None or all(a[c] + n <= adsets_cap for c, n in b.items())
+    def campaigns_fit(a: dict[str, int], b: dict[str, int]) -> bool:
+        return adsets_cap is None or not b or all(a.get(c, 0) + n <= adsets_cap for c, n in b.items())
+
+    def plus(a: dict[str, int], b: dict[str, int]) -> dict[str, int]:
+        if not b:
+            return a
+        out = dict(a)
+        for c, n in b.items():
+            out[c] = out.get(c, 0) + n
+        return out
 
     ready_sorted = sorted(set(ready))
     ready_set = set(ready_sorted)
@@ -66,15 +79,15 @@ def plan_chunks(
         components.setdefault(root(i), []).append(i)
 
     chunks: list[list[int]] = []
-    loads: list[tuple[int, int, Counter[str]]] = []  # (entries, ads, ad sets per campaign) per chunk
+    loads: list[tuple[int, int, dict[str, int]]] = []  # (entries, ads, ad sets per campaign) per chunk
     open_chunks: list[int] = []
     deferred: list[int] = []
     for comp in sorted(components.values(), key=lambda c: c[0]):
         ads = sum(1 for i in comp if entries[i].is_ad_create)
         camps = campaigns_of(comp)
         piece = comp
-        if len(comp) > size or ads > ads_cap or not campaigns_fit(Counter(), camps):
-            piece, n_ads, camps = [], 0, Counter()
+        if len(comp) > size or ads > ads_cap or not campaigns_fit({}, camps):
+            piece, n_ads, camps = [], 0, {}
             for pos, i in enumerate(comp):
                 extra = 1 if entries[i].is_ad_create else 0
                 extra_camps = campaigns_of([i])
@@ -83,14 +96,14 @@ def plan_chunks(
                     break
                 piece.append(i)
                 n_ads += extra
-                camps += extra_camps
+                camps = plus(camps, extra_camps)
             ads = n_ads
         placed = False
         for slot in list(open_chunks):
             used, used_ads, used_camps = loads[slot]
             if used + len(piece) <= size and used_ads + ads <= ads_cap and campaigns_fit(used_camps, camps):
                 chunks[slot].extend(piece)
-                loads[slot] = (used + len(piece), used_ads + ads, used_camps + camps)
+                loads[slot] = (used + len(piece), used_ads + ads, plus(used_camps, camps))
                 placed = True
                 if loads[slot][0] >= size:
                     open_chunks.remove(slot)

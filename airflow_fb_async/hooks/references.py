@@ -11,6 +11,8 @@ from dataclasses import dataclass
 from urllib.parse import unquote
 
 # {result=NAME:$.path}, raw, and its percent-encoded spelling (bodies written already encoded).
+#: Every raw reference starts with this (a plain ``in`` test skips the regexes for most texts).
+REF_MARKER = "{result="
 REF_RE = re.compile(r"\{result=([^:{}]*):([^{}]*)\}")
 ENC_REF_RE = re.compile(r"%7Bresult%3D(.*?)%3A(.*?)%7D", re.IGNORECASE)
 _MARKER_RE = re.compile(r"\{result=|(?i:%7Bresult%3D)")
@@ -50,4 +52,7 @@ def reference_names(*texts: str | None) -> list[str]:
 
 def has_reference_marker(text: str | None) -> bool:
     """Whether ``text`` starts a reference (``{result=``, raw or encoded), well-formed or not."""
-    return bool(text and _MARKER_RE.search(text))
+    if not text:
+        return False
+    # Hot (every URL and body of a batch): plain substring tests first, the regex only for "%...".
+    return REF_MARKER in text or ("%" in text and _MARKER_RE.search(text) is not None)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 import re
 from pathlib import Path
-from urllib.parse import parse_qsl
+from urllib.parse import parse_qsl, quote
 
 import pytest
 
@@ -16,6 +16,8 @@ from airflow_fb_async.hooks.batch import (
     plan_chunks,
     validate_requests,
 )
+from airflow_fb_async.hooks.encoding import quote_all, quote_keeping_references
+from airflow_fb_async.hooks.references import has_reference_marker
 
 
 def get(url: str, **kw: object) -> dict[str, object]:
@@ -69,6 +71,47 @@ def test_body_encoding_keeps_references_readable() -> None:
     assert parsed == {"creative": '{"creative_id":"{result=cr:$.id}"}', "name": "a b&c", "on": "true"}
     assert encode_body("a=1&b=2") == "a=1&b=2"
     assert encode_body(None) is None
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "".join(map(chr, range(128))),  # every ASCII character
+        "name",
+        "",
+        "a b&c=d+e/f?g#h%i",
+        "héllo wörld ✓ 日本",
+        "\U0001f600 emoji",
+    ],
+)
+def test_fast_quote_is_urllib_quote(text: str) -> None:
+    """The fast path of body encoding writes exactly what ``quote(text, safe="")`` writes."""
+    assert quote_all(text) == quote(text, safe="")
+    assert quote_keeping_references(text) == quote(text, safe="")
+
+
+def test_fast_quote_refuses_what_urllib_refuses() -> None:
+    with pytest.raises(UnicodeEncodeError):
+        quote("\udc80", safe="")
+    with pytest.raises(UnicodeEncodeError):
+        quote_all("\udc80")
+
+
+@pytest.mark.parametrize(
+    ("text", "marked"),
+    [
+        ("{result=a:$.id}", True),
+        ("x={result=", True),  # malformed, still a marker: validation names it
+        ("%7Bresult%3Da%3A%24.id%7D", True),
+        ("%7bRESULT%3da", True),
+        ("name=a%20b", False),
+        ("{results=a}", False),
+        ("", False),
+        (None, False),
+    ],
+)
+def test_reference_marker(text: str | None, marked: bool) -> None:
+    assert has_reference_marker(text) is marked
 
 
 def test_references_raw_and_encoded() -> None:
