@@ -44,6 +44,8 @@ from services import (
 
 from tests.emu_admin import EmulatorAdmin
 
+#: The issue's bound for a whole run on 2 cores (the install is not counted).
+WALL_BUDGET = 600
 WORKERS = ["worker-1", "worker-2"]
 TRIGGERERS = ["triggerer-1", "triggerer-2"]
 STOP_ORDER = [
@@ -207,7 +209,8 @@ def summary(out: Outcome, wall: float) -> tuple[str, bool]:
             parts.extend(f"  TOKEN FOUND: {hit}" for hit in s.hits[:20])
     else:
         ok = False
-    parts.append(f"left running: {len(out.leftovers)}; wall time: {wall:.0f}s")
+    parts.append(f"left running: {len(out.leftovers)}; wall time: {wall:.0f}s (budget {WALL_BUDGET}s)")
+    ok &= wall < WALL_BUDGET
     parts.extend(f"  LEFT RUNNING: {p}" for p in out.leftovers)
     if out.error:
         parts.append(f"ERROR: {out.error}")
