@@ -13,11 +13,13 @@ from __future__ import annotations
 import time
 from collections import Counter
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import psutil
 from airflow_api import TERMINAL_RUN_STATES, AirflowApi, MetaDB
 from procs import Supervisor, wait_until
+from services import TAKEOVER_THRESHOLD
 
 from tests.emu_admin import EmulatorAdmin
 
@@ -83,14 +85,17 @@ class Scenario:
         db: MetaDB,
         emu: EmulatorAdmin,
         triggerers: dict[int, str],
+        airflow_logs: Path,
     ) -> None:
         self.sup = sup
         self.api = api
         self.db = db
         self.emu = emu
         self.triggerers = triggerers  # triggerer job id -> service name
+        self.airflow_logs = airflow_logs
         self.runs = planned_runs()
-        self.facts: dict[str, Any] = {}
+        self.facts: dict[str, Any] = {}  # raw measurements
+        self.report: list[tuple[str, str]] = []  # (check, result) lines for the summary, as measured
 
     # -- runs ---------------------------------------------------------------------------------
     def trigger(self, *labels: str) -> None:
@@ -158,15 +163,27 @@ class Scenario:
         )
         takeover = time.monotonic() - killed_at
         print(f"e2e: {self.triggerers[survivor_job]} took them over {takeover:.1f}s after the kill")
-        self.facts.update(
-            triggerer_killed=victim,
-            triggers_held=n_held,
-            takeover_seconds=takeover,
-            heartbeat_age=heartbeat_age,
-            triggers_total=len(run_ids),
+        self.facts.update(takeover_seconds=takeover, heartbeat_age=heartbeat_age)
+        self.report.append(("triggerer killed", f"{victim} holding {n_held}/{len(run_ids)} deferred sensors"))
+        self.report.append(
+            (
+                "triggerer takeover",
+                f"{takeover:.1f}s after SIGKILL, {takeover + heartbeat_age:.1f}s after its last heartbeat"
+                f" (threshold {TAKEOVER_THRESHOLD}s)",
+            )
         )
         self.emu.config(async_pace=200)  # now the survivor's polls see the sets complete
         self.wait_finished(mains, timeout=300)
+        fired = [label for label in mains if self._fired_by(survivor_job, self.runs[label].run_id)]
+        self.report.append(("events fired by", f"the survivor for {len(fired)}/{len(mains)} sensors"))
+        if len(fired) != len(mains):
+            raise RuntimeError(f"the surviving triggerer's logs show events only for {fired} of {mains}")
+
+    def _fired_by(self, job: int, run_id: str) -> bool:
+        """Whether triggerer job ``job``'s log of this run's ``wait`` trigger records its event."""
+        folder = self.airflow_logs / f"dag_id={MAIN}" / f"run_id={run_id}" / "task_id=wait"
+        logs = folder.glob(f"attempt=*.log.trigger.{job}.log")
+        return any('"Trigger fired event"' in path.read_text(errors="replace") for path in logs)
 
     # -- phase 2: a Celery worker dies after the set-create reached Graph, before its answer -------
     def phase_worker_kill(self, workers: list[str]) -> None:
@@ -207,8 +224,12 @@ class Scenario:
         self.wait_finished([run.label], timeout=360)
         submit = self.api.task_instance(run.dag_id, run.run_id, "submit")
         run.notes.append(f"submit try {submit['try_number']}")
-        self.facts.update(
-            worker_killed=worker, kill_after_create=killed_after, submit_tries=submit["try_number"]
+        self.facts.update(kill_after_create=killed_after, submit_tries=submit["try_number"])
+        self.report.append(
+            ("worker killed", f"{worker} {killed_after:.2f}s after the set-create reached Graph")
+        )
+        self.report.append(
+            ("submit retried", f"try {submit['try_number']} (>= 2 expected); sets checked below")
         )
 
     def _worker_running(self, workers: list[str], pid: int) -> str:

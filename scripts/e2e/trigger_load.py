@@ -84,7 +84,11 @@ async def measure(url: str, groups: list[list[str]], poll: float, rounds: int) -
     from airflow_fb_async.triggers.async_request_set import AsyncRequestSetTrigger
 
     triggers = [AsyncRequestSetTrigger(request_set_ids=ids, poll_interval=poll) for ids in groups]
-    tasks = [asyncio.create_task(t.run().__anext__()) for t in triggers]
+
+    async def first_event(trigger: AsyncRequestSetTrigger) -> Any:
+        return await trigger.run().__anext__()
+
+    tasks = [asyncio.create_task(first_event(t)) for t in triggers]
     await asyncio.sleep(2 * poll)  # connection lookups, first reads, start jitter
     done = [t for t in tasks if t.done()]
     if done:
