@@ -180,10 +180,19 @@ class Scenario:
             raise RuntimeError(f"the surviving triggerer's logs show events only for {fired} of {mains}")
 
     def _fired_by(self, job: int, run_id: str) -> bool:
-        """Whether triggerer job ``job``'s log of this run's ``wait`` trigger records its event."""
+        """Whether triggerer job ``job`` logged the event of this run's ``wait`` trigger.
+
+        The line is usually in the trigger's own log file (``...log.trigger.<job>.log``), but the
+        triggerer sometimes writes a trigger's lines to its own output instead: both are read.
+        """
         folder = self.airflow_logs / f"dag_id={MAIN}" / f"run_id={run_id}" / "task_id=wait"
-        logs = folder.glob(f"attempt=*.log.trigger.{job}.log")
-        return any('"Trigger fired event"' in path.read_text(errors="replace") for path in logs)
+        logs = [*folder.glob(f"attempt=*.log.trigger.{job}.log"), self.sup.services[self.triggerers[job]].log]
+        needle = f"{run_id}/wait/"
+        return any(
+            "Trigger fired event" in line and needle in line
+            for path in logs
+            for line in path.read_text(errors="replace").splitlines()
+        )
 
     # -- phase 2: a Celery worker dies after the set-create reached Graph, before its answer -------
     def phase_worker_kill(self, workers: list[str]) -> None:
