@@ -100,7 +100,7 @@ def scan_sql_dump(token: str, dump: Path, control: str) -> Scan:
         if table:
             rows += 1
             if needle in line:
-                hits.append(f"table {table.decode()}: {line[:80]!r}")
+                hits.append(f"table {table.decode()}: {line.replace(needle, b'<TOKEN>')[:80]!r}")
             if probe in line:
                 found += 1
     return Scan("metadata DB rows", rows, hits, found)
