@@ -5,7 +5,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install lint typecheck pytest test stress demo demo-all chaos bench clean
+.PHONY: install lint typecheck pytest test stress demo demo-all chaos bench clean e2e
 
 $(STAMP): pyproject.toml constraints.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -51,6 +51,22 @@ bench: install
 	$(PY) benchmarks/results.py
 	$(PY) benchmarks/file_pipeline.py
 	$(PY) benchmarks/trigger_loop.py
+
+# A real deployment on this machine (PostgreSQL, Redis, Celery, two triggerers, two workers), with kills.
+# Its own venv (.venv-e2e) so the test venv stays lean; system packages via apt-get when missing.
+E2E_VENV := .venv-e2e
+E2E_STAMP := $(E2E_VENV)/.installed
+E2E_PACKAGES := apache-airflow-providers-celery psycopg2-binary asyncpg
+
+$(E2E_STAMP): pyproject.toml constraints.txt constraints-e2e.txt
+	@test -x $(E2E_VENV)/bin/python || $(PYTHON) -m venv $(E2E_VENV)
+	$(E2E_VENV)/bin/python -m pip install --quiet --disable-pip-version-check \
+		-c constraints.txt -c constraints-e2e.txt -e . $(E2E_PACKAGES)
+	@touch $(E2E_STAMP)
+
+e2e: $(E2E_STAMP)
+	scripts/e2e/system_deps.sh
+	$(E2E_VENV)/bin/python scripts/e2e/run.py $(E2E_ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .stress
