@@ -373,7 +373,9 @@ def test_token_never_leaks_from_failures(
     expect(GraphAuthError, lambda: hook.get(camp))
     emu.config(app_secret=None)
     # 21 read timeout on a POST: sent, no answer in time
-    emu.config(latency=0.5)
+    # Held for ten minutes (until the next test's reset drops it): no descheduled client can
+    # find the answer already there when it starts to read.
+    emu.config(latency=600)
     slow = make_hook(timeout=0.1)
     expect(
         GraphAmbiguousError,

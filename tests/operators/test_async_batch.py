@@ -508,8 +508,20 @@ def test_bad_operator_inputs_fail_clearly_without_http(
 def test_dag_submit_and_wait_deferrable(graph_conn: Any, airflow_db: None) -> None:
     from tests.conftest import run_dag
 
-    graph_conn.config(async_pace=4)  # ~1 s per set: the task defers and the trigger runs inline
+    # Paused until the trigger has read the sets once (the task's own check before deferring is the
+    # first multi-id read): the task must defer, however slow the machine; then the sets run.
+    graph_conn.config(async_pace=0)
+
+    def release_after_first_poll() -> None:
+        try:
+            wait_for(lambda: graph_conn.counters()["calls_by_kind"]["get_multi"], lambda n: n >= 2, "a poll")
+        finally:  # never leave the DAG run waiting; a missing poll fails the assertion below
+            graph_conn.config(async_pace=1000)
+
+    releaser = threading.Thread(target=release_after_first_poll)
+    releaser.start()
     dag_run: Any = run_dag("test_submit_async_batch", account="act_777")
+    releaser.join()
     assert "success" in str(dag_run.state), dag_run.state
     sets = [o for o in graph_conn.objects("async_request_set") if str(o.get("name", "")).startswith("e2e [")]
     assert len(sets) == 2
