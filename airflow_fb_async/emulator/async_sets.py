@@ -397,7 +397,7 @@ def tick(eng: Engine, now: float) -> None:
         _advance_set(eng, sid, s, rt)
 
 
-def step(eng: Engine, sid: str, starts: int) -> dict[str, int]:
+def step(eng: Engine, sid: str, starts: int) -> dict[str, Any]:
     """One processing pass of set ``sid`` allowed exactly ``starts`` starts (``/__admin/async_step``).
 
     The pace's own credit is kept aside and restored, so a step neither uses nor leaves credit.

@@ -1,4 +1,4 @@
-"""Deterministic clock-free controls behind ``POST /__admin/unthrottle`` and ``POST /__admin/async_step``.
+"""Clock-free controls behind ``POST /__admin/unthrottle`` and ``POST /__admin/async_step``.
 
 Tests must not wait for time to pass: with these they end throttle blocks, or move async request
 sets forward by an exact number of requests (with ``async_pace`` 0 nothing else moves them), at
