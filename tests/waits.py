@@ -7,9 +7,11 @@ with a message naming what was awaited and the last state seen.
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
 
 import requests
@@ -65,3 +67,28 @@ def wait_done(emu: EmulatorAdmin, *set_ids: str, timeout: float = DEADLINE) -> d
         )
         for set_id in set_ids
     }
+
+
+@contextlib.contextmanager
+def paused_until_read(emu: EmulatorAdmin, reads: int) -> Iterator[None]:
+    """Keep async request sets paused until the emulator has served ``reads`` multi-id reads, then
+    let them run (pace 1000): the code under test finds them pending that many times, however slow
+    the machine (instead of betting that it reads before a slow pace finishes them)."""
+    emu.config(async_pace=0)
+
+    def release() -> None:
+        try:
+            wait_for(
+                lambda: emu.counters()["calls_by_kind"]["get_multi"],
+                lambda n: n >= reads,
+                f"{reads} set read(s)",
+            )
+        finally:  # never leave the code under test waiting; a missing read fails the test's own checks
+            emu.config(async_pace=1000)
+
+    releaser = threading.Thread(target=release, name="paused-until-read")
+    releaser.start()
+    try:
+        yield
+    finally:
+        releaser.join()

@@ -32,7 +32,7 @@ from airflow_fb_async.operators.async_batch import (
     UpdateAsyncRequestSetOperator,
     task_instance_key,
 )
-from tests.waits import wait_done, wait_for
+from tests.waits import paused_until_read, wait_done, wait_for
 
 ACCOUNT = "act_4242"
 
@@ -508,20 +508,10 @@ def test_bad_operator_inputs_fail_clearly_without_http(
 def test_dag_submit_and_wait_deferrable(graph_conn: Any, airflow_db: None) -> None:
     from tests.conftest import run_dag
 
-    # Paused until the trigger has read the sets once (the task's own check before deferring is the
-    # first multi-id read): the task must defer, however slow the machine; then the sets run.
-    graph_conn.config(async_pace=0)
-
-    def release_after_first_poll() -> None:
-        try:
-            wait_for(lambda: graph_conn.counters()["calls_by_kind"]["get_multi"], lambda n: n >= 2, "a poll")
-        finally:  # never leave the DAG run waiting; a missing poll fails the assertion below
-            graph_conn.config(async_pace=1000)
-
-    releaser = threading.Thread(target=release_after_first_poll)
-    releaser.start()
-    dag_run: Any = run_dag("test_submit_async_batch", account="act_777")
-    releaser.join()
+    # The task's own check before deferring is the first multi-id read: paused until the trigger
+    # has read the sets too, so the task must defer however slow the machine.
+    with paused_until_read(graph_conn, 2):
+        dag_run: Any = run_dag("test_submit_async_batch", account="act_777")
     assert "success" in str(dag_run.state), dag_run.state
     sets = [o for o in graph_conn.objects("async_request_set") if str(o.get("name", "")).startswith("e2e [")]
     assert len(sets) == 2
@@ -601,7 +591,8 @@ def test_cancel_rejects_a_rendered_garbage_list_before_http(graph_conn: Any) -> 
 
 
 def test_wait_not_deferrable_logs_request_progress(graph_conn: Any, logs: Any) -> None:
-    summary = submit(requests=simple(3), wait_for_completion=True).execute(ctx(run_id="progress"))
+    with paused_until_read(graph_conn, 1):  # pending at the first check: the wait loop runs
+        summary = submit(requests=simple(3), wait_for_completion=True).execute(ctx(run_id="progress"))
     (set_id,) = summary
     text = logs()
     assert "1/1 request set(s) done; requests: 3 succeeded, 0 failed, 0 canceled of 3" in text
