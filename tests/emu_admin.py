@@ -50,5 +50,16 @@ class EmulatorAdmin:
     def reset(self) -> None:
         self._post("reset")
 
+    def unthrottle(self, account: str | None = None) -> list[str]:
+        """End throttle blocks (one account's, or all) now, instead of waiting for regain time."""
+        return self._post("unthrottle", {"account": account} if account else {})["unblocked"]
+
+    def async_step(self, requests: int = 1, set_id: str | None = None) -> dict[str, dict[str, Any]]:
+        """Start exactly ``requests`` requests in every incomplete set (or ``set_id``): counts per set."""
+        body: dict[str, Any] = {"requests": requests}
+        if set_id is not None:
+            body["set_id"] = set_id
+        return self._post("async_step", body)["sets"]
+
     def http_calls(self) -> int:
         return int(self.counters()["http_calls"])

@@ -394,11 +394,30 @@ def tick(eng: Engine, now: float) -> None:
         rt["last"] = now
         if pace > 0:
             rt["credit"] = min(rt["credit"] + pace * dt, max(1.0, pace * 0.25))
-        _advance(eng, s, rt)
-        if is_completed(s):
-            eng.active_sets.discard(sid)
-            eng.runtime.pop(sid, None)
-            maybe_notify(eng, s)
+        _advance_set(eng, sid, s, rt)
+
+
+def step(eng: Engine, sid: str, starts: int) -> dict[str, Any]:
+    """One processing pass of set ``sid`` allowed exactly ``starts`` starts (``/__admin/async_step``).
+
+    The pace's own credit is kept aside and restored, so a step neither uses nor leaves credit.
+    Called with the engine lock held; answers the set's counts after the pass.
+    """
+    s = eng.objects[sid]
+    rt = eng.runtime.setdefault(sid, {"credit": 0.0, "last": time.monotonic(), "first_open": 0})
+    paced = rt["credit"]
+    rt["credit"] = float(starts)
+    _advance_set(eng, sid, s, rt)
+    rt["credit"] = paced
+    return {**counts(s), "is_completed": is_completed(s)}
+
+
+def _advance_set(eng: Engine, sid: str, s: dict[str, Any], rt: dict[str, Any]) -> None:
+    _advance(eng, s, rt)
+    if is_completed(s):
+        eng.active_sets.discard(sid)
+        eng.runtime.pop(sid, None)
+        maybe_notify(eng, s)
 
 
 def _advance(eng: Engine, s: dict[str, Any], rt: dict[str, Any]) -> None:

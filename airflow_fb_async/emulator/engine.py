@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qsl
 
-from . import async_sets, batch, graph_objects, insights
+from . import async_sets, batch, controls, graph_objects, insights
 from .config import default_config, fresh_counters, validate_config
 from .core import (
     ACT_RE,
@@ -84,6 +84,8 @@ class Engine:
         self.runtime: dict[str, dict[str, Any]] = {}
         self.notifying: set[str] = set()
         self.generation = 0
+        # Set by reset(): wakes the calls of the ended generation out of their latency sleep.
+        self.generation_ended = threading.Event()
         self.base_url = ""
         self.state_file = state_file
         self.dirty = False
@@ -281,13 +283,14 @@ class Engine:
             # The call belongs to the generation it is counted in: a reset while it runs keeps it
             # out of the fresh call log, as it is out of the fresh counters.
             generation = self.generation
+            ended = self.generation_ended
             self.counters["http_calls"] += 1
             self.counters["calls_by_kind"][kind] += 1
             ordinal = self.faults.next_ordinal()
             fault = self.faults.take(method, url_path, f"{url_path}?{qs}" if qs else url_path, kind, ordinal)
             latency = float(self.cfg["latency"]) + random.uniform(0, float(self.cfg["latency_jitter"]))
         if latency > 0:
-            time.sleep(latency)
+            ended.wait(latency)  # a reset cuts the sleep short: the call then drops at once
             with self.lock:
                 stale = generation != self.generation
             if stale:
@@ -473,6 +476,8 @@ class Engine:
             self.notifications.clear()
             self.notifying.clear()
             self.generation += 1
+            self.generation_ended.set()
+            self.generation_ended = threading.Event()
             self.dirty = True
 
     def configure(self, changes: dict[str, Any]) -> dict[str, Any]:
@@ -525,6 +530,12 @@ class Engine:
                     return 200, {"notifications": copy.deepcopy(self.notifications)}
                 if sub == "state" and method == "GET":
                     return 200, self.snapshot()
+                if sub in ("unthrottle", "async_step") and method == "POST":
+                    if not isinstance(payload, dict):
+                        raise ValueError(f"{sub} body must be a JSON object")
+                    return 200, (controls.unthrottle if sub == "unthrottle" else controls.async_step)(
+                        self, payload
+                    )
         except (ValueError, TypeError) as exc:
             return 400, {"error": {"message": str(exc)}}
         return 404, {"error": {"message": f"unknown admin endpoint {method} /__admin/{sub}"}}

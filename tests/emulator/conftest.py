@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import time
 from typing import Any
 
 import pytest
@@ -12,6 +11,7 @@ import requests
 from airflow_fb_async.emulator import GraphEmulator
 from tests.conftest import TEST_TOKEN
 from tests.emu_admin import EmulatorAdmin
+from tests.waits import DEADLINE, wait_for
 
 # A second valid token for tests that must put a token in a URL (query auth, paging links): the
 # secrecy sweep rightly fails any test whose logs (urllib3 prints URLs) show TEST_TOKEN.
@@ -72,17 +72,16 @@ class Graph:
             )
         )["id"]
 
-    def wait_set(self, set_id: str, timeout: float = 15.0) -> dict[str, Any]:
-        deadline = time.monotonic() + timeout
+    def wait_set(self, set_id: str, timeout: float = DEADLINE) -> dict[str, Any]:
         fields = (
             "id,name,is_completed,total_count,success_count,error_count,canceled_count,notification_status"
         )
-        while True:
-            view = self.ok(self.get(set_id, fields=fields))
-            if view["is_completed"]:
-                return view
-            assert time.monotonic() < deadline, f"set {set_id} not completed: {view}"
-            time.sleep(0.02)
+        return wait_for(
+            lambda: self.ok(self.get(set_id, fields=fields)),
+            lambda view: bool(view["is_completed"]),
+            f"request set {set_id} to complete",
+            timeout,
+        )
 
 
 def error_of(resp: requests.Response, status: int = 400) -> dict[str, Any]:

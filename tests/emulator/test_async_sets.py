@@ -7,6 +7,7 @@ from http.server import BaseHTTPRequestHandler, HTTPServer
 from typing import Any
 
 from tests.emu_admin import EmulatorAdmin
+from tests.waits import wait_for
 
 from .conftest import Graph, error_of
 
@@ -58,13 +59,23 @@ def test_create_process_and_read_set(graph: Graph, emu: EmulatorAdmin) -> None:
 
 
 def test_pace_controls_processing_speed(graph: Graph, emu: EmulatorAdmin) -> None:
-    emu.config(async_pace=10)
+    emu.config(async_pace=0)  # paused: only async_step moves the set
     set_id = graph.create_set("act_5", _camps(8))
-    time.sleep(0.35)
+    assert emu.async_step(3)[set_id]["success_count"] == 3
     mid = graph.ok(graph.get(set_id, fields="success_count,initial_count,in_progress_count,is_completed"))
-    assert not mid["is_completed"]
-    assert 1 <= mid["success_count"] <= 6, mid
-    graph.wait_set(set_id)
+    assert mid == {
+        "id": set_id,
+        "success_count": 3,
+        "initial_count": 5,
+        "in_progress_count": 0,
+        "is_completed": False,
+    }
+    # 10 a second, at most 2.5 credits banked: the 5 left need 2.5 more credits, so at least
+    # 0.25 s after the change. A lower bound only: a slow machine makes it longer, never shorter.
+    started = time.monotonic()
+    emu.config(async_pace=10)
+    assert graph.wait_set(set_id)["success_count"] == 8
+    assert time.monotonic() - started >= 0.2
 
 
 def test_dependencies_errors_and_error_dependency(graph: Graph, emu: EmulatorAdmin) -> None:
@@ -181,17 +192,12 @@ def test_update_and_cancel(graph: Graph, emu: EmulatorAdmin) -> None:
     reqs = graph.ok(graph.get(f"{set_id}/requests"))["data"]
     assert graph.ok(graph.delete(reqs[0]["id"])) == {"success": True}
     assert graph.ok(graph.get(reqs[0]["id"]))["status"] == "CANCELED"
-    emu.config(async_pace=1)
-    deadline = time.monotonic() + 5
-    while graph.ok(graph.get(set_id, fields="success_count"))["success_count"] < 1:
-        assert time.monotonic() < deadline
-        time.sleep(0.02)
+    assert emu.async_step(1)[set_id]["success_count"] == 1  # the canceled one is skipped
     assert graph.ok(graph.delete(set_id)) == {"success": True}
-    view = graph.wait_set(set_id, timeout=2)
-    assert view["canceled_count"] == 4 - view["success_count"]
-    assert view["success_count"] in (1, 2)
+    view = graph.ok(graph.get(set_id, fields="is_completed,success_count,canceled_count"))
+    assert view == {"id": set_id, "is_completed": True, "success_count": 1, "canceled_count": 3}
     assert graph.ok(graph.delete(set_id)) == {"success": True}  # idempotent
-    assert emu.counters()["objects_created"] == view["success_count"]
+    assert emu.counters()["objects_created"] == 1
     assert emu.counters()["calls_by_kind"]["delete"] == 3
 
 
@@ -223,10 +229,11 @@ def test_notification_on_complete_and_update_after_sent(graph: Graph, emu: Emula
             notification_mode="ON_COMPLETE",
         )
         graph.wait_set(set_id)
-        deadline = time.monotonic() + 5
-        while graph.ok(graph.get(set_id, fields="notification_status"))["notification_status"] != "sent":
-            assert time.monotonic() < deadline
-            time.sleep(0.02)
+        wait_for(
+            lambda: graph.ok(graph.get(set_id, fields="notification_status"))["notification_status"],
+            lambda status: status == "sent",
+            "the notification to be sent",
+        )
         assert len(_Hook.received) == 1
         payload = _Hook.received[0]
         assert payload["id"] == set_id
@@ -252,9 +259,11 @@ def test_notification_on_complete_and_update_after_sent(graph: Graph, emu: Emula
         assert err["code"] == 100
         assert graph.ok(graph.post(set_id, {"name": "renamed after"})) == {"success": True}
         # a set without notification never notifies
-        graph.wait_set(graph.create_set("act_5", _camps(1), notification_mode="OFF", notification_uri=uri))
-        time.sleep(0.1)
-        assert len(_Hook.received) == 1
+        quiet = graph.wait_set(
+            graph.create_set("act_5", _camps(1), notification_mode="OFF", notification_uri=uri)
+        )
+        assert quiet["notification_status"] == "not_sent"  # decided when it completed, not later
+        assert len(emu.notifications()) == 1
     finally:
         server.shutdown()
         server.server_close()
@@ -263,19 +272,15 @@ def test_notification_on_complete_and_update_after_sent(graph: Graph, emu: Emula
 def test_cancel_leaves_requests_in_progress_to_finish(graph: Graph, emu: EmulatorAdmin) -> None:
     """DELETE <set> cancels what has not started; what is in progress ends SUCCESS/ERROR, and the set
     completes when it does. ``async_hold_in_progress`` keeps started requests running meanwhile."""
-    emu.config(async_pace=5, async_hold_in_progress=True)
+    emu.config(async_pace=0, async_hold_in_progress=True)
     set_id = graph.create_set("act_5", _camps(300))
-    deadline = time.monotonic() + 15
-    while graph.ok(graph.get(set_id, fields="in_progress_count"))["in_progress_count"] < 1:
-        assert time.monotonic() < deadline
-        time.sleep(0.02)
+    assert emu.async_step(3)[set_id]["in_progress_count"] == 3
     assert graph.ok(graph.delete(set_id)) == {"success": True}
     reqs = graph.ok(graph.get(f"{set_id}/requests", fields="id,status", limit=500))["data"]
     started = [r["id"] for r in reqs if r["status"] == "IN_PROGRESS"]
     canceled = [r["id"] for r in reqs if r["status"] == "CANCELED"]
-    assert started
-    assert canceled
-    assert len(started) + len(canceled) == 300
+    assert started == [r["id"] for r in reqs[:3]]
+    assert len(canceled) == 297
     assert graph.ok(graph.delete(started[0])) == {"success": True}  # a started request is not canceled
     view = graph.ok(graph.get(set_id, fields="is_completed,in_progress_count,canceled_count"))
     assert view == {

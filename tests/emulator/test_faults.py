@@ -3,6 +3,7 @@ from __future__ import annotations
 import json
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -11,6 +12,7 @@ import requests
 
 from tests.conftest import TEST_TOKEN
 from tests.emu_admin import EmulatorAdmin
+from tests.waits import wait_for
 
 from .conftest import Graph, error_of
 
@@ -59,7 +61,7 @@ def test_fault_matching_by_method_and_path(graph: Graph, emu: EmulatorAdmin) -> 
 
 
 def test_fault_throttle_blocks_the_account(graph: Graph, emu: EmulatorAdmin) -> None:
-    emu.config(regain_unit_seconds=0.1)
+    # regain_unit_seconds stays 60: a 3-minute block that no slow machine can outrun; unthrottle ends it.
     emu.fault("throttle", regain_minutes=3, path_regex="act_3")
     resp = graph.get("act_3/campaigns")
     err = error_of(resp)
@@ -68,14 +70,16 @@ def test_fault_throttle_blocks_the_account(graph: Graph, emu: EmulatorAdmin) -> 
     assert (
         json.loads(resp.headers["X-Business-Use-Case-Usage"])["3"][0]["estimated_time_to_regain_access"] == 3
     )
-    assert error_of(graph.get("act_3"))["code"] == 80004  # blocked for 3 x 0.1 s
+    assert error_of(graph.get("act_3"))["code"] == 80004  # blocked: the fault queue is empty now
     assert graph.get("act_4").status_code == 200
-    time.sleep(0.35)
+    assert emu.unthrottle("act_4") == []  # not blocked: nothing to end
+    assert emu.unthrottle("act_3") == ["3"]
     assert graph.get("act_3").status_code == 200
     emu.config(throttle_code=613)
     emu.fault("throttle")
     assert error_of(graph.get("act_3"))["code"] == 613
     assert emu.counters()["faults_injected"]["throttle"] == 2
+    assert emu.counters()["throttled_calls"] == 1  # the call made during the block
 
 
 def test_fault_empty_page_continues(emu: EmulatorAdmin, url_token: str) -> None:
@@ -183,10 +187,13 @@ def test_latency_config_and_reset_restores_config(graph: Graph, emu: EmulatorAdm
     assert cfg["usage_budget"] == 100000
     started = time.monotonic()
     graph.get("me")
-    assert time.monotonic() - started >= 0.15
-    admin_started = time.monotonic()
-    emu.counters()
-    assert time.monotonic() - admin_started < 0.15  # admin calls are not delayed
+    assert time.monotonic() - started >= 0.15  # a lower bound only: sleeping is never shorter
+    assert emu.calls()[-1]["ms"] >= 150
+    # Admin calls are not delayed: under a ten-minute latency they still answer (within the
+    # admin client's 30 s timeout), and nothing was queued behind a sleeping call.
+    emu.config(latency=600)
+    assert emu.counters()["http_calls"] == 1
+    assert len(emu.calls()) == 1
     emu.reset()
     assert requests.get(f"{emu.url}/__admin/config", timeout=5).json()["latency"] == 0.0
     bad = requests.post(f"{emu.url}/__admin/config", json={"nonsense": 1}, timeout=5)
@@ -207,9 +214,19 @@ def test_reset_clears_everything(graph: Graph, emu: EmulatorAdmin) -> None:
     assert graph.get("me").status_code == 200  # the queued fault is gone
 
 
+def _in_flight(emu: EmulatorAdmin, n: int, send: Callable[[], None]) -> list[threading.Thread]:
+    """Start ``n`` threads calling ``send`` and wait until the emulator counts all of them: under a
+    long latency they are then all in flight at once, whatever the thread scheduling was."""
+    threads = [threading.Thread(target=send) for _ in range(n)]
+    for t in threads:
+        t.start()
+    wait_for(emu.http_calls, lambda seen: seen == n, f"{n} calls in flight")
+    return threads
+
+
 def test_call_outliving_a_reset_does_not_touch_the_fresh_state(emu: EmulatorAdmin) -> None:
     """A slow create whose client gave up must not land in the world a later /__admin/reset made."""
-    emu.config(latency=0.5)
+    emu.config(latency=600)  # in flight until the reset wakes it
     outcome: list[str] = []
 
     def slow_create() -> None:
@@ -217,15 +234,13 @@ def test_call_outliving_a_reset_does_not_touch_the_fresh_state(emu: EmulatorAdmi
             requests.post(
                 f"{emu.url}/v25.0/act_77/campaigns",
                 data={"access_token": TEST_TOKEN, "name": "late", "objective": "OUTCOME_SALES"},
-                timeout=5,
+                timeout=60,
             )
             outcome.append("answered")
         except requests.ConnectionError:
             outcome.append("dropped")
 
-    slow = threading.Thread(target=slow_create)
-    slow.start()
-    time.sleep(0.1)
+    (slow,) = _in_flight(emu, 1, slow_create)
     emu.reset()
     slow.join()
     assert outcome == ["dropped"]
@@ -235,22 +250,25 @@ def test_call_outliving_a_reset_does_not_touch_the_fresh_state(emu: EmulatorAdmi
 
 
 def test_max_concurrent_requests_counts_requests_in_flight(emu: EmulatorAdmin) -> None:
-    emu.config(latency=0.3)
-    threads = [
-        threading.Thread(
-            target=lambda: requests.get(
-                f"{emu.url}/v25.0/me", headers={"Authorization": f"OAuth {TEST_TOKEN}"}, timeout=5
-            )
-        )
-        for _ in range(4)
-    ]
-    for t in threads:
-        t.start()
+    emu.config(latency=600)
+
+    outcome: list[str] = []
+
+    def read() -> None:
+        try:
+            requests.get(f"{emu.url}/v25.0/me", headers={"Authorization": f"OAuth {TEST_TOKEN}"}, timeout=60)
+            outcome.append("answered")
+        except requests.ConnectionError:
+            outcome.append("dropped")
+
+    threads = _in_flight(emu, 4, read)
+    assert emu.counters()["max_concurrent_requests"] == 4
+    emu.reset()  # wakes and drops the four sleeping calls
     for t in threads:
         t.join()
-    assert emu.counters()["max_concurrent_requests"] == 4
-    emu.reset()
+    assert outcome == ["dropped"] * 4
     assert emu.counters()["max_concurrent_requests"] == 0
+    assert emu.calls() == []
 
 
 def test_short_batch_fault_runs_every_entry_but_answers_half(emu: EmulatorAdmin) -> None:

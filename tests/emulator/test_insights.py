@@ -11,6 +11,7 @@ from typing import Any
 from airflow_fb_async.emulator import GraphEmulator
 from tests.emu_admin import EmulatorAdmin
 from tests.emulator.conftest import Graph, error_of
+from tests.waits import wait_for
 
 ACT = "act_4242"
 ORDER = ["Job Not Started", "Job Started", "Job Running", "Job Completed"]
@@ -28,17 +29,18 @@ def start(graph: Graph, node: str = ACT, **params: Any) -> str:
     return str(answer["report_run_id"])
 
 
-def wait_run(graph: Graph, run_id: str, timeout: float = 20.0) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+def wait_run(graph: Graph, run_id: str) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """Poll a report run until it ends; (last view, every view seen)."""
     seen: list[dict[str, Any]] = []
-    deadline = time.monotonic() + timeout
-    while True:
-        view = graph.ok(graph.get(run_id))
-        seen.append(view)
-        if view["async_status"] in TERMINAL:
-            return view, seen
-        assert time.monotonic() < deadline, f"report run {run_id} did not end: {view}"
-        time.sleep(0.01)
+
+    def read() -> dict[str, Any]:
+        seen.append(graph.ok(graph.get(run_id)))
+        return seen[-1]
+
+    view = wait_for(
+        read, lambda v: v["async_status"] in TERMINAL, f"report run {run_id} to end", interval=0.01
+    )
+    return view, seen
 
 
 def all_pages(graph: Graph, path: str, **params: Any) -> tuple[list[dict[str, Any]], int]:

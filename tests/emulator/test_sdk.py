@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import time
 import warnings
 from typing import Any
 
 import pytest
 
 from tests.emu_admin import EmulatorAdmin
+from tests.waits import wait_for
 
 facebook_business = pytest.importorskip("facebook_business")
 
@@ -69,10 +69,11 @@ def test_sdk_batch_async_set_and_requests(api: Any, emu: EmulatorAdmin) -> None:
     request_set = account.create_async_batch_request(params={"name": "sdk set", "adbatch": adbatch})
     set_id = request_set["id"]
     assert set_id.isdigit()
-    deadline = time.monotonic() + 10
-    while not AdAsyncRequestSet(set_id).api_get(fields=["is_completed"])["is_completed"]:
-        assert time.monotonic() < deadline
-        time.sleep(0.02)
+    wait_for(
+        lambda: AdAsyncRequestSet(set_id).api_get(fields=["is_completed"]),
+        lambda view: bool(view["is_completed"]),
+        f"request set {set_id} to complete",
+    )
     requests_ = list(AdAsyncRequestSet(set_id).get_requests(fields=["id", "status", "result"]))
     assert [r["status"] for r in requests_] == ["SUCCESS"] * 4
     assert all(r["result"]["id"].isdigit() for r in requests_)

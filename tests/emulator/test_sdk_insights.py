@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import time
 import warnings
 from typing import Any
 
 import pytest
 
 from tests.emu_admin import EmulatorAdmin
+from tests.waits import wait_for
 
 facebook_business = pytest.importorskip("facebook_business")
 
@@ -47,14 +47,14 @@ def test_sdk_async_insights_job(api: Any, emu: EmulatorAdmin) -> None:
         is_async=True,
     )
     assert isinstance(job, AdReportRun)
-    deadline = time.monotonic() + 20
-    while True:
+
+    def status() -> str:
         job.api_get()
-        if job[AdReportRun.Field.async_status] == "Job Completed":
-            break
-        assert job[AdReportRun.Field.async_status] in ("Job Not Started", "Job Started", "Job Running")
-        assert time.monotonic() < deadline, job
-        time.sleep(0.02)
+        seen = str(job[AdReportRun.Field.async_status])
+        assert seen in ("Job Not Started", "Job Started", "Job Running", "Job Completed"), job
+        return seen
+
+    wait_for(status, lambda seen: seen == "Job Completed", "the report run to complete")
     assert job[AdReportRun.Field.async_percent_completion] == 100
     assert job[AdReportRun.Field.account_id] == "31"
     rows = [dict(row) for row in job.get_result(params={"limit": 3})]  # the cursor follows 4 pages

@@ -9,7 +9,6 @@ mangled ``°rees_of_freedom_spec`` (an HTML-entity accident for ``&degrees_of_fr
 from __future__ import annotations
 
 import json
-import time
 from typing import Any
 
 import requests
@@ -178,10 +177,7 @@ def test_seed_curl_walk(graph: Graph, emu: EmulatorAdmin) -> None:
     )
     set_id = resp.json()["id"]
     assert set(resp.json()) == {"id"}
-    deadline = time.monotonic() + 10
-    while not g.ok(g.get(set_id))["is_completed"]:
-        assert time.monotonic() < deadline
-        time.sleep(0.02)
+    g.wait_set(set_id)
     new_camp = emu.objects("campaign")[-1]
     new_adset = emu.objects("adset")[-1]
     assert new_camp["name"] == "Test Campaign"

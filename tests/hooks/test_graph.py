@@ -33,6 +33,7 @@ from airflow_fb_async.exceptions import (
 from airflow_fb_async.hooks.graph import GraphAsyncHook, GraphHook
 from tests.conftest import TEST_TOKEN, conn_json
 from tests.emu_admin import EmulatorAdmin
+from tests.waits import wait_for
 
 ACCOUNT = "act_4242"
 BAD_TOKEN = "EAAwrong+tok/en=NOT-valid-0123456789abcdef"
@@ -323,7 +324,7 @@ def test_token_never_leaks_from_failures(
     # 7 throttling exhausting the retries
     emu.fault("throttle", count=6, path_regex="campaigns")
     expect(GraphThrottledError, lambda: hook.get(f"{ACCOUNT}/campaigns"))
-    time.sleep(0.1)
+    emu.unthrottle()  # end the block now rather than sleep past it
     # 8 dropped connection on a POST
     emu.fault("drop_after_commit", method="POST")
     expect(
@@ -372,7 +373,9 @@ def test_token_never_leaks_from_failures(
     expect(GraphAuthError, lambda: hook.get(camp))
     emu.config(app_secret=None)
     # 21 read timeout on a POST: sent, no answer in time
-    emu.config(latency=0.5)
+    # Held for ten minutes (until the next test's reset drops it): no descheduled client can
+    # find the answer already there when it starts to read.
+    emu.config(latency=600)
     slow = make_hook(timeout=0.1)
     expect(
         GraphAmbiguousError,
@@ -758,10 +761,11 @@ def test_request_set_helpers_sync(graph_conn: EmulatorAdmin) -> None:
         assert hook.get_request_set(set_id, fields=["name"])["name"] == "renamed"
         reqs = list(hook.list_requests(set_id, fields=["id", "status"]))
         assert len(reqs) == 1
-        for _ in range(100):
-            if hook.get_request_set(set_id)["is_completed"]:
-                break
-            time.sleep(0.05)
+        wait_for(
+            lambda: hook.get_request_set(set_id),
+            lambda view: bool(view["is_completed"]),
+            f"request set {set_id} to complete",
+        )
         done = list(hook.list_requests(set_id, statuses="success", fields="id,status,result"))
         assert len(done) == 1
         assert done[0]["status"].upper() == "SUCCESS"
@@ -863,10 +867,11 @@ def test_list_ad_set_requests_filters_by_status_in_any_case(graph_conn: Emulator
             {"name": "bad", "relative_url": f"{ACCOUNT}/ads", "body": f"adset_id={adset_id}"}
         ]  # no name: error
         (set_id,) = hook.create_async_batch(ACCOUNT, ads, name="ad set requests")
-        deadline = time.monotonic() + 10
-        while not hook.get_request_set(set_id)["is_completed"]:
-            assert time.monotonic() < deadline
-            time.sleep(0.05)
+        wait_for(
+            lambda: hook.get_request_set(set_id),
+            lambda view: bool(view["is_completed"]),
+            f"request set {set_id} to complete",
+        )
         ok = list(hook.list_ad_set_requests(adset_id, statuses=["success"]))
         failed = list(hook.list_ad_set_requests(adset_id, statuses="Error"))
     assert len(ok) == 3

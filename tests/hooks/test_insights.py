@@ -24,6 +24,7 @@ from airflow_fb_async.hooks.insights import (
     report_run_done,
 )
 from tests.emu_admin import EmulatorAdmin
+from tests.waits import DEADLINE, wait_for
 
 ACT = "act_4242"
 JAN = {"since": "2025-01-01", "until": "2025-01-20"}
@@ -37,17 +38,11 @@ class AsyncHook(GraphAsyncHook, AsyncInsightsMixin):
     pass
 
 
-def wait_for(
+def wait_runs(
     read: Callable[[], dict[str, dict[str, Any]]], done: Callable[[dict[str, Any]], bool]
 ) -> dict[str, Any]:
     """Poll report runs until ``done`` holds for every one (a state, not a time, is awaited)."""
-    deadline = time.monotonic() + 30
-    while True:
-        runs = read()
-        if all(done(run) for run in runs.values()):
-            return runs
-        assert time.monotonic() < deadline, runs
-        time.sleep(0.01)
+    return wait_for(read, lambda runs: all(done(run) for run in runs.values()), "every report run to end")
 
 
 def make_campaigns(hook: GraphHook, n: int, account: str = ACT) -> list[str]:
@@ -99,7 +94,9 @@ def test_rows_of_a_run_across_pages_all_once(graph_conn: EmulatorAdmin) -> None:
         "time_increment": 1,
     }
     run_id = hook.start_insights_report(ACT, params)
-    runs = wait_for(lambda: hook.get_report_runs([run_id]), lambda r: r["async_status"] in ("Job Completed",))
+    runs = wait_runs(
+        lambda: hook.get_report_runs([run_id]), lambda r: r["async_status"] in ("Job Completed",)
+    )
     assert report_run_done(runs[run_id])
     before = graph_conn.counters()["calls_by_kind"]["get_edge"]
     rows = list(hook.iter_report_rows(run_id, page_size=7))
@@ -128,9 +125,9 @@ def test_async_twins_start_wait_and_read(graph_conn: EmulatorAdmin) -> None:
             run_id = await ahook.astart_insights_report(
                 "77", {"level": "campaign", "date_preset": "yesterday"}
             )
-            deadline = time.monotonic() + 30
+            deadline = time.monotonic() + DEADLINE  # a safety net, not a timing assumption
             while not report_run_done((runs := await ahook.aget_report_runs(run_id))[run_id]):
-                assert time.monotonic() < deadline, runs
+                assert time.monotonic() < deadline, f"report run {run_id} did not end: {runs}"
                 await asyncio.sleep(0.01)
             return run_id, runs[run_id], [row async for row in ahook.aiter_report_rows(run_id)]
 
@@ -156,7 +153,7 @@ def test_job_failed_is_visible_and_its_rows_are_refused(graph_conn: EmulatorAdmi
     hook = Hook()
     failed = hook.start_insights_report(ACT, {"time_range": JAN})
     fine = hook.start_insights_report(ACT, {"time_range": JAN})
-    runs = wait_for(
+    runs = wait_runs(
         lambda: hook.get_report_runs([failed, fine]),
         lambda r: r["async_status"] in JOB_FAILED_STATUSES or report_run_done(r),
     )

@@ -32,6 +32,7 @@ from airflow_fb_async.operators.async_batch import (
     UpdateAsyncRequestSetOperator,
     task_instance_key,
 )
+from tests.waits import paused_until_read, wait_done, wait_for
 
 ACCOUNT = "act_4242"
 
@@ -316,12 +317,7 @@ def test_deferrable_defers_to_the_trigger_then_completes(graph_conn: Any) -> Non
 def test_deferrable_returns_at_once_when_already_complete(graph_conn: Any) -> None:
     context = ctx(run_id="done")
     ids = submit().execute(context)
-    deadline = time.time() + 10
-    while not all(
-        s.get("is_completed") for s in hook().get_request_sets(ids, fields="is_completed").values()
-    ):
-        assert time.time() < deadline
-        time.sleep(0.05)
+    wait_done(graph_conn, *ids)
     summary = submit(wait_for_completion=True, deferrable=True).execute(context)  # no TaskDeferred
     assert summary == {ids[0]: {"total_count": 3, "success_count": 3, "error_count": 0, "canceled_count": 0}}
 
@@ -384,14 +380,13 @@ def test_update_before_and_after_the_notification(graph_conn: Any, receiver: tup
     )
 
     graph_conn.config(async_pace=200)
-    deadline = time.time() + 15
-    while not received:
-        assert time.time() < deadline, "no notification received"
-        time.sleep(0.05)
+    wait_for(lambda: list(received), bool, "the notification to arrive")
     assert received[0]["path"] == "/second"
-    while hook().get(set_id, params={"fields": "notification_status"}).get("notification_status") != "sent":
-        assert time.time() < deadline
-        time.sleep(0.05)
+    wait_for(
+        lambda: hook().get(set_id, params={"fields": "notification_status"}).get("notification_status"),
+        lambda status: status == "sent",
+        "notification_status 'sent'",
+    )
 
     with pytest.raises(GraphAPIError, match="notification was already sent"):
         UpdateAsyncRequestSetOperator(
@@ -407,18 +402,20 @@ def test_update_before_and_after_the_notification(graph_conn: Any, receiver: tup
 
 
 def test_cancel_a_slow_set_and_a_single_request(graph_conn: Any, logs: Any) -> None:
-    graph_conn.config(async_pace=2)
+    graph_conn.config(async_pace=0)  # paused: only the step below moves a set
     (slow,) = submit(requests=simple(40), name="slow").execute(ctx(run_id="cancel"))
     (other,) = submit(requests=simple(10), name="other").execute(ctx(run_id="cancel2"))
-    time.sleep(0.6)
-    one_request = list(hook().paginate(f"{other}/requests", params={"fields": "id,status"}))[-1]["id"]
+    assert graph_conn.async_step(3, set_id=slow)[slow]["success_count"] == 3
+    pending = list(hook().paginate(f"{other}/requests", params={"fields": "id,status"}))
+    assert [r["status"] for r in pending] == ["INITIAL"] * 10
+    one_request = pending[-1]["id"]
     out = CancelAsyncRequestSetOperator(task_id="cancel", object_ids=[slow, one_request]).execute(ctx())
     text = logs()
     assert json.loads(json.dumps(out)) == out  # plain JSON for XCom
     assert out[slow]["type"] == "request_set"
     assert out[slow]["is_completed"] is True
-    assert out[slow]["canceled"] >= 30
-    assert out[slow]["success_count"] + out[slow]["canceled_count"] + out[slow]["error_count"] == 40
+    assert out[slow]["canceled"] == 37
+    assert (out[slow]["success_count"], out[slow]["canceled_count"], out[slow]["error_count"]) == (3, 37, 0)
     assert out[one_request]["type"] == "request"
     assert out[one_request]["canceled"] == 1
     assert out[one_request]["status"] == "CANCELED"
@@ -433,10 +430,7 @@ def test_cancel_a_slow_set_and_a_single_request(graph_conn: Any, logs: Any) -> N
 
 def test_cancel_completed_set_cancels_nothing(graph_conn: Any) -> None:
     (set_id,) = submit(requests=simple(2), wait_for_completion=False).execute(ctx(run_id="c-done"))
-    deadline = time.time() + 10
-    while not hook().get_request_sets([set_id], fields="is_completed")[set_id].get("is_completed"):
-        assert time.time() < deadline
-        time.sleep(0.05)
+    wait_done(graph_conn, set_id)
     out = CancelAsyncRequestSetOperator(task_id="cancel", object_ids=set_id).execute(ctx())
     assert out[set_id]["canceled"] == 0
     assert not [c for c in graph_conn.calls() if c["method"] == "DELETE"]
@@ -514,8 +508,10 @@ def test_bad_operator_inputs_fail_clearly_without_http(
 def test_dag_submit_and_wait_deferrable(graph_conn: Any, airflow_db: None) -> None:
     from tests.conftest import run_dag
 
-    graph_conn.config(async_pace=4)  # ~1 s per set: the task defers and the trigger runs inline
-    dag_run: Any = run_dag("test_submit_async_batch", account="act_777")
+    # The task's own check before deferring is the first multi-id read: paused until the trigger
+    # has read the sets too, so the task must defer however slow the machine.
+    with paused_until_read(graph_conn, 2):
+        dag_run: Any = run_dag("test_submit_async_batch", account="act_777")
     assert "success" in str(dag_run.state), dag_run.state
     sets = [o for o in graph_conn.objects("async_request_set") if str(o.get("name", "")).startswith("e2e [")]
     assert len(sets) == 2
@@ -595,7 +591,8 @@ def test_cancel_rejects_a_rendered_garbage_list_before_http(graph_conn: Any) -> 
 
 
 def test_wait_not_deferrable_logs_request_progress(graph_conn: Any, logs: Any) -> None:
-    summary = submit(requests=simple(3), wait_for_completion=True).execute(ctx(run_id="progress"))
+    with paused_until_read(graph_conn, 1):  # pending at the first check: the wait loop runs
+        summary = submit(requests=simple(3), wait_for_completion=True).execute(ctx(run_id="progress"))
     (set_id,) = summary
     text = logs()
     assert "1/1 request set(s) done; requests: 3 succeeded, 0 failed, 0 canceled of 3" in text

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import logging
-import time
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -22,6 +21,7 @@ from airflow_fb_async.operators.results import (
 )
 from tests.conftest import TEST_TOKEN, run_dag
 from tests.emu_admin import EmulatorAdmin
+from tests.waits import wait_done
 
 API = "v25.0"
 AUTH = {"Authorization": f"OAuth {TEST_TOKEN}"}  # a header: never in logged URLs
@@ -52,23 +52,6 @@ def create_set(emu: EmulatorAdmin, n_ok: int, n_err: int = 0, account: str = "ac
     )
     assert resp.status_code == 200, resp.text
     return str(resp.json()["id"])
-
-
-def wait_done(emu: EmulatorAdmin, *set_ids: str, timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    for set_id in set_ids:
-        while True:
-            resp = requests.get(
-                f"{emu.url}/{API}/{set_id}",
-                params={"fields": "is_completed"},
-                headers=AUTH,
-                timeout=30,
-            )
-            assert resp.status_code == 200, resp.text
-            if resp.json().get("is_completed"):
-                break
-            assert time.monotonic() < deadline, f"set {set_id} not completed"
-            time.sleep(0.05)
 
 
 def edge_reads(emu: EmulatorAdmin) -> int:

@@ -7,7 +7,6 @@ the canceled requests again, and its XCom lists every set that now holds the wor
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 import pytest
@@ -22,6 +21,7 @@ from airflow_fb_async.operators.async_batch import (
     task_instance_key,
 )
 from tests.operators.test_async_batch import ACCOUNT, StubStore, StubTI, chains, simple, submit
+from tests.waits import DEADLINE, wait_for
 
 
 def context(run_id: str, store: bool = True) -> dict[str, Any]:
@@ -31,18 +31,17 @@ def context(run_id: str, store: bool = True) -> dict[str, Any]:
     return out
 
 
-def wait_completed(*set_ids: str, timeout: float = 30) -> dict[str, dict[str, Any]]:
+def wait_completed(*set_ids: str, timeout: float = DEADLINE) -> dict[str, dict[str, Any]]:
     """Poll until every set is completed (a bound, not a timing assumption); return their counts."""
     hook = GraphHook()
-    deadline = time.monotonic() + timeout
-    while True:
-        got = hook.get_request_sets(
+    return wait_for(
+        lambda: hook.get_request_sets(
             list(set_ids), fields="id,is_completed,total_count,success_count,canceled_count"
-        )
-        if all(got[i].get("is_completed") for i in set_ids):
-            return got
-        assert time.monotonic() < deadline, f"sets {set_ids} not completed"
-        time.sleep(0.05)
+        ),
+        lambda got: all(got[i].get("is_completed") for i in set_ids),
+        f"request sets {set_ids} to complete",
+        timeout,
+    )
 
 
 def request_names(set_id: str) -> list[str]:
