@@ -10,22 +10,26 @@ round check, the missing-set and finish rules every waiter uses) and fires exact
 ``{"status": "success" | "error" | "timeout", "message": str,
    "request_sets": {set_id: {"total_count", "success_count", "error_count", "canceled_count"}}}``
 
-Light to import (the triggerer imports it on its loop): the hook module is imported by the poller,
-in a worker thread.
+Light to import (the triggerer imports it on its loop): the waiting machinery and the hook module
+are imported in a worker thread when the trigger starts.
 """
 
 from __future__ import annotations
 
 import asyncio
-import importlib
 import time
 from typing import TYPE_CHECKING, Any
 
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
+from airflow_fb_async.waiting import HOOK_MODULE, import_off_loop
 from airflow_fb_async.waiting.ids import normalize_set_ids
-from airflow_fb_async.waiting.poller import HOOK_MODULE, shared_poller
-from airflow_fb_async.waiting.sets import REQUEST_SET_KIND, SetWait, acancel_sets
+
+if TYPE_CHECKING:
+    from airflow_fb_async.waiting.sets import SetWait
+
+#: What a running trigger needs beyond this module: imported in a worker thread, not on the loop.
+WAIT_MODULE = "airflow_fb_async.waiting.sets"
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
@@ -89,6 +93,10 @@ class AsyncRequestSetTrigger(BaseTrigger):
         yield TriggerEvent(await self._run_wait())
 
     async def _run_wait(self) -> dict[str, Any]:
+        await import_off_loop(WAIT_MODULE)
+        from airflow_fb_async.waiting.poller import shared_poller  # loaded: lookups
+        from airflow_fb_async.waiting.sets import REQUEST_SET_KIND, SetWait
+
         wait = self._wait = SetWait(
             self.request_set_ids, self.log, fail_on_request_errors=self.fail_on_request_errors
         )
@@ -127,8 +135,9 @@ class AsyncRequestSetTrigger(BaseTrigger):
         pending = self._wait.pending if self._wait is not None else list(self.request_set_ids)
         if not pending:
             return
-        module = await asyncio.to_thread(importlib.import_module, HOOK_MODULE)
-        async with module.GraphAsyncHook(
-            graph_conn_id=self.graph_conn_id, api_version=self.api_version
-        ) as ahook:
+        await import_off_loop(HOOK_MODULE, WAIT_MODULE)
+        from airflow_fb_async.hooks.graph import GraphAsyncHook  # loaded: lookups
+        from airflow_fb_async.waiting.sets import acancel_sets
+
+        async with GraphAsyncHook(graph_conn_id=self.graph_conn_id, api_version=self.api_version) as ahook:
             await acancel_sets(ahook.cancel, pending, self.log, ahook.scrub)

@@ -42,7 +42,6 @@ Generic over the kind (what to read, what is finished): request sets here, insig
 from __future__ import annotations
 
 import asyncio
-import importlib
 import logging
 import math
 import threading
@@ -52,6 +51,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
 from airflow_fb_async.exceptions import GraphAuthError
+from airflow_fb_async.waiting import HOOK_MODULE, import_off_loop
 from airflow_fb_async.waiting.errors import MIN_BACKOFF_BASE, is_retryable, nonexistent_ids, retry_delay
 
 if TYPE_CHECKING:
@@ -63,8 +63,8 @@ log = logging.getLogger(__name__)
 MULTI_ID_LIMIT = 50
 #: A new member's first read comes at most this long after it subscribed (a burst shares it).
 JOIN_WINDOW = 0.5
-#: The module that holds the async hook: imported in a worker thread, never on the loop.
-HOOK_MODULE = "airflow_fb_async.hooks.graph"
+#: Members woken per loop iteration when a round hands out its results.
+DELIVERY_SLICE = 25
 
 
 @dataclass(frozen=True)
@@ -309,7 +309,11 @@ class SharedPoller:
         )
         for observer in list(self.observers):
             await observer(stats)
-        for member in batch:
+        for index, member in enumerate(batch):
+            if index and not index % DELIVERY_SLICE:
+                # Let the members served so far handle their round (and finish) before waking more:
+                # hundreds of triggers finishing together then never hold the loop in one go.
+                await asyncio.sleep(0)
             mine = member.pending
             errors = [failed[i] for i in mine if i in failed]
             if errors:
@@ -416,8 +420,10 @@ def _unregister(poller: SharedPoller) -> None:
 async def open_hook_reader(key: PollerKey) -> ObjectReader:
     """The async hook for ``key``, ready to read: module imported in a worker thread, connection read
     with ``await``, HTTP client created off the loop (:meth:`GraphAsyncHook.get_conn`)."""
-    module = await asyncio.to_thread(importlib.import_module, HOOK_MODULE)
-    hook = module.GraphAsyncHook(graph_conn_id=key.graph_conn_id, api_version=key.api_version)
+    await import_off_loop(HOOK_MODULE)
+    from airflow_fb_async.hooks.graph import GraphAsyncHook  # loaded: a lookup
+
+    hook = GraphAsyncHook(graph_conn_id=key.graph_conn_id, api_version=key.api_version)
     try:
         await hook.get_conn()
     except BaseException:

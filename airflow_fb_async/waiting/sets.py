@@ -57,6 +57,11 @@ class SetReader(Protocol):
     def scrub(self, text: Any) -> str: ...
 
 
+def _read_sets(hook: SetReader, set_ids: list[str]) -> dict[str, Mapping[str, Any]]:
+    got = hook.get_request_sets(set_ids, fields=SET_FIELDS) or {}
+    return {str(k): v for k, v in got.items() if isinstance(v, Mapping)}
+
+
 def name_ids(ids: Iterable[str]) -> str:
     """``"1, 2, 3"``, at most :data:`MAX_NAMED` of them, then ``" and N more"``."""
     ids = list(ids)
@@ -100,11 +105,11 @@ class SetWait:
         self.failures = 0
         pending, named = self.pending, set(missing)
         gone = [sid for sid in pending if sid not in raw or sid in named]
+        newly = self.tracker.update({sid: raw[sid] for sid in pending if sid not in gone})
         if gone:
             message = f"request set(s) not found: {name_ids(gone)}"
             self.log.error("%s", message)
             return make_event("error", message, self.summary())
-        newly = self.tracker.update({sid: raw[sid] for sid in pending})
         for line in self.tracker.lines(newly):
             self.log.info("%s", line)
         return None if self.pending else self.finish_event()
@@ -148,16 +153,18 @@ class SetWait:
 
     def poll_once(self, hook: SetReader) -> dict[str, Any] | None:
         """Read the pending sets once (50 per call) and :meth:`check` them. Read errors propagate,
-        except Graph naming sets as non-existent, which is the missing-set rule."""
+        except Graph naming sets as non-existent: the missing-set rule (the others are read again,
+        so the event's counts are current)."""
         pending = self.pending
         try:
-            raw = hook.get_request_sets(pending, fields=SET_FIELDS) or {}
+            raw = _read_sets(hook, pending)
         except Exception as exc:
             gone = nonexistent_ids(exc, pending)
             if not gone:
                 raise
-            return self.check({}, gone)
-        return self.check({str(k): v for k, v in raw.items() if isinstance(v, Mapping)})
+            rest = [sid for sid in pending if sid not in gone]
+            return self.check(_read_sets(hook, rest) if rest else {}, gone)
+        return self.check(raw)
 
     def try_poll(self, hook: SetReader, interval: float) -> tuple[dict[str, Any] | None, float]:
         """:meth:`poll_once`, riding out retryable errors: ``(final event or None, seconds to wait
