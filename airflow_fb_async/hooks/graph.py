@@ -675,25 +675,28 @@ class GraphAsyncHook(AsyncInsightsMixin, _GraphHookBase):
         return self._core
 
     async def get_conn(self) -> httpx.AsyncClient:
-        """The pooled async client (created on first use, on the running loop)."""
+        """The pooled async client (created on first use, in a worker thread: loading the CA bundle
+        and building the client's transport block for tens of ms, which the event loop must not)."""
         core = await self.aget_core()
         if self._client is None:
-            # Loading the CA bundle blocks for tens of ms: do it once per process, off the loop.
-            ssl_context = await asyncio.to_thread(_shared_ssl_context)
+            client = await asyncio.to_thread(self._new_client, core.config.timeout)
             if self._client is None:
-                self._client = httpx.AsyncClient(
-                    timeout=httpx.Timeout(core.config.timeout),
-                    follow_redirects=True,
-                    # With an explicit transport, httpx ignores the client's verify/limits: set them here.
-                    transport=httpx.AsyncHTTPTransport(
-                        retries=0,
-                        verify=ssl_context,
-                        limits=httpx.Limits(
-                            max_connections=self._max_connections, max_keepalive_connections=8
-                        ),
-                    ),
-                )
+                self._client = client
+            else:
+                await client.aclose()
         return self._client
+
+    def _new_client(self, timeout: float) -> httpx.AsyncClient:
+        return httpx.AsyncClient(
+            timeout=httpx.Timeout(timeout),
+            follow_redirects=True,
+            # With an explicit transport, httpx ignores the client's verify/limits: set them here.
+            transport=httpx.AsyncHTTPTransport(
+                retries=0,
+                verify=_shared_ssl_context(),  # one CA bundle load per process
+                limits=httpx.Limits(max_connections=self._max_connections, max_keepalive_connections=8),
+            ),
+        )
 
     async def aclose(self) -> None:
         client, self._client = self._client, None
@@ -816,14 +819,20 @@ class GraphAsyncHook(AsyncInsightsMixin, _GraphHookBase):
             raise GraphAPIError(f"expected an object from GET /{set_id}, got {type(result).__name__}")
         return result
 
+    async def get_objects(
+        self, ids: str | Iterable[str], fields: str | Iterable[str] | None = None
+    ) -> dict[str, dict[str, Any]]:
+        """Async twin of :meth:`GraphHook.get_objects` (multi-id ``GET /?ids=``, 50 per call)."""
+        out: dict[str, dict[str, Any]] = {}
+        for params in self._multi_id_calls(ids, fields, default_fields=None):
+            out.update(self._check_multi(await self.request("GET", "", params=params), "GET /?ids="))
+        return out
+
     async def get_request_sets(
         self, set_ids: str | Iterable[str], fields: str | Iterable[str] | None = None
     ) -> dict[str, dict[str, Any]]:
         """Multi-id read of request sets, 50 per call: ``{set_id: fields}``."""
-        out: dict[str, dict[str, Any]] = {}
-        for params in self._multi_id_calls(set_ids, fields):
-            out.update(self._check_multi(await self.request("GET", "", params=params), "GET /?ids="))
-        return out
+        return await self.get_objects(set_ids, fields_param(fields, DEFAULT_SET_FIELDS))
 
     async def list_requests(
         self,
