@@ -43,6 +43,8 @@ if TYPE_CHECKING:
 
     from airflow_fb_async.hooks.graph import GraphHook
 
+#: XCom key of the plan (the runs being waited on) while the task is deferred.
+PLAN_XCOM_KEY = "insights_plan"
 #: Report parameters with an argument of their own (not allowed in ``report_params``).
 NAMED_PARAMS = ("fields", "level", "date_preset", "time_range", "time_increment", "breakdowns", "filtering")
 
@@ -224,7 +226,7 @@ class InsightsReportOperator(BaseOperator):
         self._output()
         hook = self._hook()
         jobs = self._start(hook, [ReportJob(account) for account in accounts], params)
-        return self._wait(hook, jobs, params, self._end_time())
+        return self._wait(context, hook, jobs, params, self._end_time())
 
     def execute_complete(
         self,
@@ -235,11 +237,14 @@ class InsightsReportOperator(BaseOperator):
     ) -> Any:
         """Resume after the trigger fired: settle the runs it reports, then go on waiting or deliver."""
         runs = run_event_result(event)
+        if jobs is None:  # `airflow dags test` resumes with the event alone: the plan is in XCom
+            saved = _pull_plan(context)
+            jobs, end_time = saved.get("jobs"), saved.get("end_time")
         plan = jobs_from_json(jobs)
         params = self._report_params()
         hook = self._hook()
         plan = self._settle(hook, plan, runs, params)
-        return self._wait(hook, plan, params, end_time)
+        return self._wait(context, hook, plan, params, end_time)
 
     def _start(self, hook: GraphHook, jobs: list[ReportJob], params: Mapping[str, Any]) -> list[ReportJob]:
         """Start a run for every job without one (a ``time_range`` job replaces the preset)."""
@@ -296,7 +301,12 @@ class InsightsReportOperator(BaseOperator):
         return jobs
 
     def _wait(
-        self, hook: GraphHook, jobs: list[ReportJob], params: Mapping[str, Any], end_time: float | None
+        self,
+        context: Context,
+        hook: GraphHook,
+        jobs: list[ReportJob],
+        params: Mapping[str, Any],
+        end_time: float | None,
     ) -> Any:
         while True:
             jobs = self._check(hook, jobs, params)
@@ -308,6 +318,8 @@ class InsightsReportOperator(BaseOperator):
                     f"timed out waiting on report run(s) {', '.join(str(j.run_id) for j in jobs if not j.done)}"
                 )
             if self.deferrable:
+                plan = {"jobs": jobs_to_json(jobs), "end_time": end_time}
+                _push_plan(context, plan)
                 self.defer(
                     trigger=AsyncReportRunTrigger(
                         report_run_ids=[str(j.run_id) for j in jobs if not j.done],
@@ -317,7 +329,7 @@ class InsightsReportOperator(BaseOperator):
                         end_time=end_time,
                     ),
                     method_name="execute_complete",
-                    kwargs={"jobs": jobs_to_json(jobs), "end_time": end_time},
+                    kwargs=plan,
                     timeout=timedelta(seconds=left) if left is not None else None,
                 )
             time.sleep(
@@ -384,3 +396,27 @@ class InsightsReportOperator(BaseOperator):
                 )
         self.log.info("insights: returning %d row(s) through XCom", len(out))
         return cast("list[dict[str, Any]]", json.loads(hook.scrub(json.dumps(out))))
+
+
+def _push_plan(context: Context, plan: dict[str, Any]) -> None:
+    """Keep the plan in XCom too: the deferral's kwargs carry it, except under ``dag.test()`` /
+    ``airflow dags test``, which resume a task with the trigger's event alone."""
+    ti = context.get("ti")
+    if ti is not None:
+        ti.xcom_push(key=PLAN_XCOM_KEY, value=plan)
+
+
+def _pull_plan(context: Context) -> dict[str, Any]:
+    ti = context.get("ti")
+    saved = None
+    if ti is not None:
+        map_index = getattr(ti, "map_index", -1)
+        saved = ti.xcom_pull(
+            task_ids=ti.task_id, key=PLAN_XCOM_KEY, map_indexes=map_index if map_index is not None else -1
+        )
+    if not isinstance(saved, dict):
+        raise InsightsReportError(
+            "resumed without the report's plan (no deferral kwargs, no XCom "
+            f"{PLAN_XCOM_KEY!r}): cannot tell which report runs to read"
+        )
+    return saved

@@ -17,7 +17,7 @@ from airflow_fb_async.exceptions import GraphInputError, InsightsReportError, To
 from airflow_fb_async.hooks.graph import GraphHook
 from airflow_fb_async.operators.insights import InsightsReportOperator
 from airflow_fb_async.triggers.insights import AsyncReportRunTrigger
-from tests.conftest import TEST_TOKEN
+from tests.conftest import TEST_TOKEN, run_dag
 from tests.emu_admin import EmulatorAdmin
 
 CTX: Any = {}
@@ -303,3 +303,26 @@ def test_rendered_account_list_and_rows_read_page_by_page(graph_conn: EmulatorAd
     row_reads = [c for c in graph_conn.calls() if c["kind"] == "get_edge" and c["path"].endswith("/insights")]
     assert len(row_reads) == 2 * 8  # ceil(50 / 7) pages per run
     assert {c["query"].get("limit") for c in row_reads} == {"7"}
+
+
+@pytest.mark.usefixtures("airflow_db")
+def test_example_pipeline_pauses_exactly_the_ads_over_the_threshold(
+    graph_conn: EmulatorAdmin, tmp_path: Path
+) -> None:
+    run = run_dag(
+        "example_fb_insights_pipeline", work_dir=str(tmp_path), ads_per_account=10, spend_threshold=30.0
+    )
+    assert run.state == "success"
+    (rows_file,) = tmp_path.glob("*/insights.jsonl")
+    rows = read_jsonl(rows_file)
+    ads = {ad["id"]: ad for ad in graph_conn.objects("ad")}
+    assert sorted(r["ad_id"] for r in rows) == sorted(ads)  # every ad once: 3 accounts x 10
+    assert len(rows) == 30
+    assert {r["account_id"] for r in rows} == {"1234567890", "1234567891", "1234567892"}
+    over = {r["ad_id"] for r in rows if float(r["spend"]) > 30.0}
+    assert 0 < len(over) < 30
+    assert {i for i, ad in ads.items() if ad["status"] == "PAUSED"} == over
+    assert {i for i, ad in ads.items() if ad["status"] == "ACTIVE"} == set(ads) - over
+    runs = report_runs(graph_conn)
+    assert [r["async_status"] for r in runs] == ["Job Completed"] * 3
+    assert TEST_TOKEN not in rows_file.read_text()
