@@ -5,7 +5,7 @@
     check every argument (before any call)
     start one report run per account          POST act_<id>/insights -> report_run_id
     one check of the runs (50 per call)       GET /?ids=...
-      -> defer to AsyncReportRunTrigger       (deferrable) or poll on the worker (same round check)
+      -> defer to AsyncReportRunTrigger       (deferrable), or run that trigger on the worker
     settle: completed runs are done; a Job Failed range over one day is split in halves; a Job
       Failed day or a Job Skipped run is started again (max_job_retries per range)
       -> start what needs starting, wait again (the plan rides in the deferral's kwargs)
@@ -18,6 +18,7 @@ the file is written under a temporary name and renamed at the end (a failed try 
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from collections.abc import Generator, Iterator, Mapping, Sequence
@@ -33,8 +34,9 @@ from airflow_fb_async.hooks.insights import account_digits, insights_params
 from airflow_fb_async.hooks.insights_plan import ReportJob, jobs_from_json, jobs_to_json, settle
 from airflow_fb_async.jsonl import JsonlWriter, StoragePath, storage_path
 from airflow_fb_async.literals import parse_literal, parse_rendered_list
-from airflow_fb_async.triggers.async_request_set import describe_error, is_retryable
+from airflow_fb_async.triggers.async_request_set import describe_error
 from airflow_fb_async.triggers.insights import RUN_FIELDS, AsyncReportRunTrigger, run_event_result
+from airflow_fb_async.waiting.poller import is_retryable
 
 if TYPE_CHECKING:
     import os
@@ -285,13 +287,16 @@ class InsightsReportOperator(BaseOperator):
         """One round: read the pending runs (50 per call) and settle them; a transient error means
         "not done yet"."""
         pending = [j.run_id for j in jobs if j.run_id and not j.done]
+        if not pending:
+            return jobs
         try:
             got = hook.get_report_runs(pending, fields=list(RUN_FIELDS))
         except Exception as exc:
             if not is_retryable(exc):
                 raise
             self.log.warning(
-                "insights: reading report runs failed (%s); trying again", describe_error(exc, hook.scrub)
+                "insights: reading report runs failed (%s); waiting on them anyway",
+                describe_error(exc, hook.scrub),
             )
             return jobs
         runs = {rid: dict(got.get(rid) or {}) for rid in pending}
@@ -308,33 +313,34 @@ class InsightsReportOperator(BaseOperator):
         params: Mapping[str, Any],
         end_time: float | None,
     ) -> Any:
-        while True:
-            jobs = self._check(hook, jobs, params)
-            if all(j.done for j in jobs):
-                return self._deliver(hook, jobs)
+        """Check once, then wait on the runs until every range is done: in the triggerer
+        (deferrable), or on this worker by running the same trigger on a private event loop (one
+        round logic, one finish rule, no polling loop of the operator's own)."""
+        jobs = self._check(hook, jobs, params)
+        while not all(j.done for j in jobs):
             left = None if end_time is None else end_time - time.time()
+            pending = [str(j.run_id) for j in jobs if not j.done]
             if left is not None and left <= 0:
-                raise InsightsReportError(
-                    f"timed out waiting on report run(s) {', '.join(str(j.run_id) for j in jobs if not j.done)}"
-                )
+                raise InsightsReportError(f"timed out waiting on report run(s) {', '.join(pending[:10])}")
+            trigger = AsyncReportRunTrigger(
+                report_run_ids=pending,
+                graph_conn_id=self.graph_conn_id,
+                api_version=self.api_version,
+                poll_interval=float(self.poll_interval),
+                end_time=end_time,
+            )
             if self.deferrable:
                 plan = {"jobs": jobs_to_json(jobs), "end_time": end_time}
                 _push_plan(context, plan)
                 self.defer(
-                    trigger=AsyncReportRunTrigger(
-                        report_run_ids=[str(j.run_id) for j in jobs if not j.done],
-                        graph_conn_id=self.graph_conn_id,
-                        api_version=self.api_version,
-                        poll_interval=float(self.poll_interval),
-                        end_time=end_time,
-                    ),
+                    trigger=trigger,
                     method_name="execute_complete",
                     kwargs=plan,
                     timeout=timedelta(seconds=left) if left is not None else None,
                 )
-            time.sleep(
-                min(float(self.poll_interval), left) if left is not None else float(self.poll_interval)
-            )
+            event = asyncio.run(_first_event(trigger))
+            jobs = self._settle(hook, jobs, run_event_result(event), params)
+        return self._deliver(hook, jobs)
 
     # ------------------------------------------------------------------ rows
 
@@ -396,6 +402,13 @@ class InsightsReportOperator(BaseOperator):
                 )
         self.log.info("insights: returning %d row(s) through XCom", len(out))
         return cast("list[dict[str, Any]]", json.loads(hook.scrub(json.dumps(out))))
+
+
+async def _first_event(trigger: AsyncReportRunTrigger) -> Any:
+    """The payload of the trigger's one event (the worker-side wait)."""
+    async for event in trigger.run():
+        return event.payload
+    raise InsightsReportError("the report run trigger ended without an event")
 
 
 def _push_plan(context: Context, plan: dict[str, Any]) -> None:

@@ -245,6 +245,26 @@ def test_one_failing_day_fails_the_task_after_its_retries(graph_conn: EmulatorAd
     assert [(r["async_status"], r["date_start"]) for r in runs] == [("Job Failed", "2025-03-02")] * 2
 
 
+@pytest.mark.parametrize("deferrable", [True, False], ids=["deferrable", "worker"])
+def test_transient_read_errors_are_ridden_out(graph_conn: EmulatorAdmin, deferrable: bool) -> None:
+    make_campaigns("act_95", 2)
+    # The check before waiting spends the hook's 5 retries and gives up; the wait rides out the rest.
+    graph_conn.fault("500", count=8, method="GET", path_regex=r"^/v25\.0/$")
+    rows, _ = run(operator(ad_account_ids="act_95", date_preset="yesterday", deferrable=deferrable))
+    assert len(rows) == 2
+    assert graph_conn.counters()["faults_injected"]["500"] == 8
+
+
+@pytest.mark.parametrize("deferrable", [True, False], ids=["deferrable", "worker"])
+def test_runs_that_never_finish_end_in_a_timeout(graph_conn: EmulatorAdmin, deferrable: bool) -> None:
+    graph_conn.config(insights_pace=0)  # every run stays "Job Not Started"
+    op = operator(ad_account_ids="act_91", date_preset="yesterday", deferrable=deferrable)
+    op.execution_timeout = dt.timedelta(seconds=0.5)
+    with pytest.raises(InsightsReportError, match="timed out"):
+        run(op)
+    assert [r["async_status"] for r in report_runs(graph_conn)] == ["Job Not Started"]
+
+
 @pytest.mark.parametrize(
     ("kwargs", "named"),
     [
