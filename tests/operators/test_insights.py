@@ -346,3 +346,28 @@ def test_example_pipeline_pauses_exactly_the_ads_over_the_threshold(
     runs = report_runs(graph_conn)
     assert [r["async_status"] for r in runs] == ["Job Completed"] * 3
     assert TEST_TOKEN not in rows_file.read_text()
+
+
+@pytest.mark.usefixtures("airflow_db")
+def test_a_task_retry_after_a_failed_read_writes_every_row_once(
+    graph_conn: EmulatorAdmin, tmp_path: Path
+) -> None:
+    """Try 1 writes a page, then the next page fails past the hook's retries: the task fails and
+    leaves no file. Try 2 reports again; the file holds every row exactly once."""
+    camps = make_campaigns("act_3301", 2) + make_campaigns("act_3302", 1)
+    graph_conn.fault(
+        "500", count=6, method="GET", path_regex=r"/insights\?.*after="
+    )  # a page after the first
+    out = tmp_path / "rows.jsonl"
+    run = run_dag("test_insights_retry", output_path=str(out))
+    assert run.state == "success"
+    (ti,) = run.get_task_instances()
+    assert ti.try_number == 2
+    rows = read_jsonl(out)
+    keys = Counter((r["campaign_id"], r["date_start"]) for r in rows)
+    assert set(keys.values()) == {1}
+    assert set(keys) == {(c, d) for c in camps for d in days("2025-03-01", "2025-03-10")}
+    assert graph_conn.counters()["faults_injected"]["500"] == 6
+    assert list(tmp_path.iterdir()) == [out]  # try 1 left no temporary file
+    # Each try started its own runs (one per account); only try 2's were read to the end.
+    assert Counter(r["async_status"] for r in report_runs(graph_conn)) == {"Job Completed": 4}
