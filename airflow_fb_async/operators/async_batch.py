@@ -12,7 +12,6 @@ from airflow.sdk import BaseOperator
 from airflow.sdk.configuration import conf
 
 from airflow_fb_async.exceptions import (
-    AsyncRequestSetError,
     FacebookGraphError,
     GraphAPIError,
     GraphInputError,
@@ -30,7 +29,9 @@ from airflow_fb_async.hooks.statuses import SET_COUNT_FIELDS, AsyncRequestStatus
 from airflow_fb_async.jsonl import storage_path
 from airflow_fb_async.literals import parse_rendered_list
 from airflow_fb_async.operators._files import exactly_one, file_request_set_plan
-from airflow_fb_async.triggers.async_request_set import normalize_ids
+from airflow_fb_async.waiting.events import SET_FIELDS, event_result
+from airflow_fb_async.waiting.ids import normalize_ids
+from airflow_fb_async.waiting.sets import SetWait, cancel_sets, settle
 
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
@@ -40,8 +41,6 @@ if TYPE_CHECKING:
     from airflow_fb_async.hooks.graph import GraphHook
     from airflow_fb_async.hooks.request_set_plan import RequestSetPlan
 
-#: Fields read when waiting on sets (multi-id read).
-SET_STATUS_FIELDS = ",".join(("id", "name", "is_completed", *SET_COUNT_FIELDS))
 #: task_state_store key holding the submission state of the task instance (set ids per generation).
 STATE_KEY = "fb_async_request_set_ids"
 
@@ -239,23 +238,11 @@ class SubmitAsyncBatchOperator(_GraphOperatorMixin, BaseOperator):
         ti = context.get("ti")
         if ti is not None and hasattr(ti, "xcom_push"):
             ti.xcom_push(key="request_set_ids", value=self.request_set_ids)
-        from airflow_fb_async.triggers.async_request_set import describe_error, is_retryable
-
-        try:
-            raw = self.hook.get_request_sets(self.request_set_ids, fields=SET_STATUS_FIELDS)
-        except Exception as exc:  # a transient error on the first check only means "not done yet"
-            if not is_retryable(exc):
-                raise
-            self.log.warning(
-                "First check failed (%s); waiting anyway",
-                describe_error(exc, getattr(self.hook, "scrub", None)),
-            )
-            raw = {}
-        if raw and all(set_is_completed(raw.get(i) or {}) for i in self.request_set_ids):
-            from airflow_fb_async.triggers.async_request_set import summarize_sets
-
-            self.log.info("Every request set is already completed")
-            return self._finish(summarize_sets({i: raw.get(i) or {} for i in self.request_set_ids}))
+        # One check before deferring: sets already done (or gone) need no wait at all.
+        wait = SetWait(self.request_set_ids, self.log, fail_on_request_errors=self.fail_on_request_errors)
+        event, _ = wait.try_poll(self.hook, float(self.poll_interval))
+        if event is not None:
+            return event_result(event)
         if self.deferrable:
             from airflow_fb_async.triggers.async_request_set import AsyncRequestSetTrigger
 
@@ -272,81 +259,15 @@ class SubmitAsyncBatchOperator(_GraphOperatorMixin, BaseOperator):
                 method_name="execute_complete",
                 timeout=timedelta(seconds=timeout) if timeout is not None else None,
             )
-        return self._poll(timeout)
-
-    def _poll(self, timeout: float | None) -> dict[str, dict[str, int]]:
-        """Wait on a worker like the sensor: progress lines per round, transient read errors ridden out."""
-        from airflow_fb_async.triggers.async_request_set import (
-            ProgressTracker,
-            describe_error,
-            is_retryable,
-        )
-
-        tracker = ProgressTracker(self.request_set_ids)
-        deadline = time.monotonic() + timeout if timeout is not None else None
-        while True:
-            time.sleep(self.poll_interval)
-            try:
-                raw = self.hook.get_request_sets(tracker.pending, fields=SET_STATUS_FIELDS)
-            except Exception as exc:
-                if not is_retryable(exc):
-                    raise
-                self.log.warning(
-                    "Reading request sets failed (%s); trying again in %gs",
-                    describe_error(exc, getattr(self.hook, "scrub", None)),
-                    self.poll_interval,
-                )
-            else:
-                newly = tracker.update({i: raw.get(i) or {} for i in tracker.pending})
-                for line in tracker.lines(newly):
-                    self.log.info("%s", line)
-                if not tracker.pending:
-                    return self._finish(tracker.summary())
-            if deadline is not None and time.monotonic() + self.poll_interval > deadline:
-                from airflow_fb_async.triggers.async_request_set import describe_totals
-
-                raise AsyncRequestSetError(
-                    f"timed out after {timeout:g} s waiting for request set(s) "
-                    f"{', '.join(tracker.pending)}; {describe_totals(tracker.summary())}"
-                )
-
-    def _finish(self, summary: dict[str, dict[str, int]]) -> dict[str, dict[str, int]]:
-        from airflow_fb_async.triggers.async_request_set import request_errors_message
-
-        self._log_summary(summary)
-        problem = request_errors_message(summary) if self.fail_on_request_errors else None
-        if problem:
-            raise AsyncRequestSetError(problem)
-        return summary
-
-    def _log_summary(self, summary: Mapping[str, Mapping[str, int]]) -> None:
-        for set_id, counts in summary.items():
-            self.log.info(
-                "Request set %s completed: %s succeeded, %s failed, %s canceled of %s",
-                set_id,
-                counts.get("success_count"),
-                counts.get("error_count"),
-                counts.get("canceled_count"),
-                counts.get("total_count"),
-            )
+        return wait.wait_sync(self.hook, float(self.poll_interval), timeout)
 
     def execute_complete(self, context: Context, event: dict[str, Any]) -> dict[str, dict[str, int]]:
         """Resume after the trigger fired: validate the event and return the summary (raises on error/timeout)."""
-        from airflow_fb_async.triggers.async_request_set import event_result
-
-        summary = event_result(event)
-        self._log_summary(summary)
-        return summary
+        return settle(event, self.fail_on_request_errors, self.log)
 
     def on_kill(self) -> None:
-        if not self.cancel_on_kill or not self.request_set_ids:
-            return
-        for set_id in self.request_set_ids:
-            try:
-                self.hook.cancel(set_id)
-                self.log.info("Canceled request set %s", set_id)
-            except FacebookGraphError as err:
-                self.log.warning("Could not cancel request set %s: %s", set_id, err)
+        if self.cancel_on_kill and self.request_set_ids:
+            cancel_sets(self.hook.cancel, self.request_set_ids, self.log, self.hook.scrub)
 
     def _plan(self, requests: Any, key: str, generation: int) -> RequestSetPlan:
         """Generation 0: the task's requests; generation g: canceled ones submitted again."""
@@ -516,7 +437,7 @@ class CancelAsyncRequestSetOperator(_GraphOperatorMixin, BaseOperator):
         kinds = self._read_default_fields(ids)
         set_ids = [i for i in ids if "status" not in (kinds.get(i) or {})]
         request_ids = [i for i in ids if i not in set_ids]
-        before = self.hook.get_request_sets(set_ids, fields=SET_STATUS_FIELDS) if set_ids else {}
+        before = self.hook.get_request_sets(set_ids, fields=SET_FIELDS) if set_ids else {}
         before.update({i: kinds.get(i) or {} for i in request_ids})
 
         for object_id in ids:
@@ -531,7 +452,7 @@ class CancelAsyncRequestSetOperator(_GraphOperatorMixin, BaseOperator):
             if self.hook.cancel(object_id) is False:
                 raise FacebookGraphError(f"Graph did not confirm the cancellation of {object_id}")
 
-        after = self.hook.get_request_sets(set_ids, fields=SET_STATUS_FIELDS) if set_ids else {}
+        after = self.hook.get_request_sets(set_ids, fields=SET_FIELDS) if set_ids else {}
         if request_ids:
             after.update(self._read_default_fields(request_ids))
         out: dict[str, dict[str, Any]] = {}

@@ -43,7 +43,7 @@ from airflow_fb_async.hooks.statuses import (
 )
 from airflow_fb_async.jsonl import JsonlWriter, StoragePath, storage_path
 from airflow_fb_async.literals import is_empty_list, parse_literal
-from airflow_fb_async.triggers.async_request_set import normalize_ids
+from airflow_fb_async.waiting.ids import normalize_ids
 
 if TYPE_CHECKING:
     import os

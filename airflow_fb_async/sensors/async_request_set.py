@@ -9,19 +9,11 @@ from typing import TYPE_CHECKING, Any
 from airflow.sdk import BaseSensorOperator, PokeReturnValue
 from airflow.sdk.configuration import conf
 
-from airflow_fb_async.exceptions import AsyncRequestSetError
 from airflow_fb_async.literals import is_empty_list
-from airflow_fb_async.triggers.async_request_set import (
-    SET_FIELDS,
-    AsyncRequestSetTrigger,
-    ProgressTracker,
-    describe_error,
-    describe_totals,
-    event_result,
-    is_retryable,
-    normalize_set_ids,
-    request_errors_message,
-)
+from airflow_fb_async.triggers.async_request_set import AsyncRequestSetTrigger
+from airflow_fb_async.waiting.events import event_result
+from airflow_fb_async.waiting.ids import normalize_set_ids
+from airflow_fb_async.waiting.sets import SetWait, cancel_sets, settle
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -70,7 +62,7 @@ class AsyncRequestSetSensor(BaseSensorOperator):
         self.api_version = api_version
         if _is_literal(request_set_ids) and not is_empty_list(request_set_ids):
             normalize_set_ids(request_set_ids)  # fail at parse time on a literal bad id
-        self._tracker: ProgressTracker | None = None
+        self._wait: SetWait | None = None
 
     # -- helpers ---------------------------------------------------------------------------------
 
@@ -83,61 +75,28 @@ class AsyncRequestSetSensor(BaseSensorOperator):
 
         return GraphHook(graph_conn_id=self.graph_conn_id, api_version=self.api_version)
 
-    def _read(self, hook: Any, ids: list[str]) -> dict[str, dict[str, Any]]:
-        got = hook.get_request_sets(ids, fields=list(SET_FIELDS)) or {}  # 50 ids per call
-        raw = {str(k): dict(v) for k, v in got.items() if isinstance(v, dict)}
-        missing = [sid for sid in ids if sid not in raw]
-        if missing:
-            raise AsyncRequestSetError(f"request set(s) not found: {', '.join(missing[:10])}")
-        return raw
-
-    def _check(self, tracker: ProgressTracker, hook: Any) -> bool:
-        """One round: read the pending sets, log progress; True when every set is completed."""
-        newly = tracker.update(self._read(hook, tracker.pending))
-        for line in tracker.lines(newly):
-            self.log.info("%s", line)
-        return not tracker.pending
-
-    def _try_check(self, tracker: ProgressTracker, hook: Any, failed: str, then: str) -> bool:
-        """:meth:`_check`, where a retryable read error is logged (``failed``, ``then``) and means "not done"."""
-        try:
-            return self._check(tracker, hook)
-        except AsyncRequestSetError:
-            raise
-        except Exception as exc:
-            if not is_retryable(exc):
-                raise
-            self.log.warning("%s (%s); %s", failed, describe_error(exc, getattr(hook, "scrub", None)), then)
-            return False
-
-    def _finish(self, summary: dict[str, dict[str, int]]) -> dict[str, dict[str, int]]:
-        if self.fail_on_request_errors:
-            problem = request_errors_message(summary)
-            if problem:
-                raise AsyncRequestSetError(problem)
-        self.log.info("All request sets completed: %s", describe_totals(summary))
-        return summary
-
-    def _get_tracker(self) -> ProgressTracker:
+    def _get_wait(self) -> SetWait:
+        """The wait's state, kept across pokes of one try (poke mode) so progress is logged on change."""
         ids = self._ids()
-        if self._tracker is None or self._tracker.set_ids != ids:
-            self._tracker = ProgressTracker(ids)
-        return self._tracker
+        if self._wait is None or self._wait.set_ids != ids:
+            self._wait = SetWait(ids, self.log, fail_on_request_errors=self.fail_on_request_errors)
+        return self._wait
 
     # -- execution -------------------------------------------------------------------------------
 
     def execute(self, context: Context) -> Any:
-        tracker = self._get_tracker()
-        if not tracker.set_ids:
+        wait = self._get_wait()
+        if not wait.set_ids:
             self.log.info("No request sets to wait for (an empty list): done")
             return {}
         if not self.deferrable:
             return super().execute(context)
-        if self._try_check(tracker, self._hook(), "First check failed", "deferring anyway"):
-            return self._finish(tracker.summary())
+        event, _ = wait.try_poll(self._hook(), float(self.poke_interval))
+        if event is not None:  # already done (or failed): no deferral
+            return event_result(event)
         self.defer(
             trigger=AsyncRequestSetTrigger(
-                request_set_ids=tracker.set_ids,
+                request_set_ids=wait.set_ids,
                 graph_conn_id=self.graph_conn_id,
                 api_version=self.api_version,
                 poll_interval=self.poke_interval,
@@ -150,37 +109,25 @@ class AsyncRequestSetSensor(BaseSensorOperator):
         )
 
     def poke(self, context: Context) -> PokeReturnValue:
-        tracker = self._get_tracker()
-        if not self._try_check(
-            tracker, self._hook(), "Reading request sets failed", "trying again at the next poke"
-        ):
+        """One round of :class:`SetWait` (a retryable read error means "not done yet")."""
+        event, _ = self._get_wait().try_poll(self._hook(), float(self.poke_interval))
+        if event is None:
             return PokeReturnValue(is_done=False)
-        return PokeReturnValue(is_done=True, xcom_value=self._finish(tracker.summary()))
+        return PokeReturnValue(is_done=True, xcom_value=event_result(event))
 
     def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> Any:
-        return self._finish(event_result(event))
+        return settle(event, self.fail_on_request_errors, self.log)
 
     def on_kill(self) -> None:
         if not self.cancel_on_kill:
             return
-        tracker = self._tracker
         try:
-            pending = tracker.pending if tracker is not None else self._ids()
+            pending = self._wait.pending if self._wait is not None else self._ids()
         except Exception:
             return
-        if not pending:
-            return
-        self.log.warning("Task killed: canceling %d request set(s)", len(pending))
-        hook = self._hook()
-        for set_id in pending:
-            try:
-                hook.cancel(set_id)
-            except Exception as exc:
-                self.log.warning(
-                    "Canceling request set %s failed: %s",
-                    set_id,
-                    describe_error(exc, getattr(hook, "scrub", None)),
-                )
+        if pending:
+            hook = self._hook()
+            cancel_sets(hook.cancel, pending, self.log, hook.scrub)
 
 
 def _is_literal(value: Any) -> bool:

@@ -16,13 +16,14 @@ How rounds and intervals combine
     Each member has an interval and a due time (first due: ``min(interval, JOIN_WINDOW)`` after it
     subscribed, so a burst of new triggers shares its first round). A round starts when the
     earliest member is due; it reads the pending ids of every member due within half its own
-    interval (members with the same interval share every round, whatever their phase), in
+    interval (members with the same interval share every round, whatever their phase) and of every
+    member not read yet, in
     ``ceil(ids / 50)`` calls, and hands each of them its own :class:`Round`. A member's next due is
     the round's start plus its interval, so no member gets results older than its interval and none
     is read more than about twice per interval. Ids the kind calls finished are not read again.
 
 Errors are shared too: a throttle or transient failure (after the hook's own retries) pauses the
-whole poller with one back-off (:class:`~airflow_fb_async.hooks.retry.RetryPolicy`, at least the
+whole poller with one back-off (:func:`~airflow_fb_async.waiting.errors.retry_delay`, at least the
 announced regain time), and each member waiting on unread ids gets a ``Round`` with ``retry_in``.
 A final error goes only to the members whose ids caused it: an id Graph names as non-existent
 (code 803) is reported ``missing`` to its member and the rest of the call is read again; any other
@@ -41,19 +42,17 @@ Generic over the kind (what to read, what is finished): request sets here, insig
 from __future__ import annotations
 
 import asyncio
-import importlib
 import logging
 import math
-import re
-import sys
 import threading
 import weakref
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
-from airflow_fb_async.exceptions import GraphAPIError, GraphAuthError
-from airflow_fb_async.hooks.retry import RetryPolicy
+from airflow_fb_async.exceptions import GraphAuthError
+from airflow_fb_async.waiting import HOOK_MODULE, import_off_loop
+from airflow_fb_async.waiting.errors import MIN_BACKOFF_BASE, is_retryable, nonexistent_ids, retry_delay
 
 if TYPE_CHECKING:
     from types import TracebackType
@@ -64,14 +63,8 @@ log = logging.getLogger(__name__)
 MULTI_ID_LIMIT = 50
 #: A new member's first read comes at most this long after it subscribed (a burst shares it).
 JOIN_WINDOW = 0.5
-#: Upper bound of the shared back-off after failed rounds, whatever the intervals.
-MAX_ERROR_BACKOFF = 300.0
-#: Lower bound of the back-off base (an interval of 0 must not make a busy loop).
-MIN_BACKOFF_BASE = 0.05
-#: The module that holds the async hook: imported in a worker thread, never on the loop.
-HOOK_MODULE = "airflow_fb_async.hooks.graph"
-
-_NONEXISTENT_RE = re.compile(r"do not exist:\s*([0-9A-Za-z_,\s]+)")
+#: Members woken per loop iteration when a round hands out its results.
+DELIVERY_SLICE = 25
 
 
 @dataclass(frozen=True)
@@ -115,6 +108,21 @@ class Round:
         return self.error if self.error is not None and self.retry_in is None else None
 
 
+@dataclass(frozen=True)
+class RoundStats:
+    """What one round did (for observers: metrics, benchmarks, tests)."""
+
+    index: int  #: 1 for the poller's first round
+    members: int  #: members served by the round
+    ids: int  #: distinct ids read
+    calls: int  #: multi-id calls made (ceil(ids / 50), more when an error had to be pinned down)
+    failed: bool  #: a retryable error cut the round short
+
+
+#: An observer of rounds, awaited after each round, before its results are handed out.
+RoundObserver = Callable[[RoundStats], Awaitable[None]]
+
+
 class ObjectReader(Protocol):
     """What the poller needs from the async hook."""
 
@@ -123,6 +131,8 @@ class ObjectReader(Protocol):
     ) -> dict[str, Any]: ...
 
     async def aclose(self) -> None: ...
+
+    def scrub(self, text: Any) -> str: ...
 
 
 class Subscription:
@@ -135,6 +145,8 @@ class Subscription:
         self.interval = max(float(interval), 0.0)
         self.due = due
         self.closed = False
+        #: Never read yet: joins the next round, whenever it starts.
+        self.fresh = True
         self._latest: Round | None = None
         self._ready = asyncio.Event()
 
@@ -161,6 +173,7 @@ class Subscription:
             self.poller._leave(self)
 
     def _deliver(self, got: Round) -> None:
+        self.fresh = False
         if not self.closed:
             self._latest = got
             self._ready.set()
@@ -190,7 +203,10 @@ class SharedPoller:
         self.members: list[Subscription] = []
         self.rounds = 0  #: rounds run
         self.calls = 0  #: multi-id read calls made
+        self.observers: list[RoundObserver] = []
         self.reader: ObjectReader | None = None
+        #: The reader's scrubber (it knows the token), kept after the reader is closed.
+        self.scrub: Callable[[Any], str] | None = None
         self._open_reader = open_reader or open_hook_reader
         self._wakeup = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -223,6 +239,7 @@ class SharedPoller:
         error: BaseException | None = None
         try:
             self.reader = await self._open_reader(self.key)
+            self.scrub = self.reader.scrub
             while self.members:
                 members = [m for m in self.members if m.pending]
                 now = self.loop.time()
@@ -236,7 +253,7 @@ class SharedPoller:
                     except TimeoutError:
                         pass
                     continue
-                await self._round([m for m in members if m.due <= now + m.interval / 2], now)
+                await self._round([m for m in members if m.fresh or m.due <= now + m.interval / 2], now)
         except asyncio.CancelledError:
             error = RuntimeError("the shared poller was cancelled")
             raise
@@ -257,6 +274,7 @@ class SharedPoller:
     async def _round(self, batch: list[Subscription], started: float) -> None:
         """Read every pending id of ``batch`` and hand each member its own :class:`Round`."""
         self.rounds += 1
+        calls_before = self.calls
         owners: dict[str, Subscription] = {}
         for member in batch:
             for set_id in member.pending:
@@ -286,7 +304,16 @@ class SharedPoller:
             )
         else:
             self._failures = 0
-        for member in batch:
+        stats = RoundStats(
+            self.rounds, len(batch), len(ids), self.calls - calls_before, transient is not None
+        )
+        for observer in list(self.observers):
+            await observer(stats)
+        for index, member in enumerate(batch):
+            if index and not index % DELIVERY_SLICE:
+                # Let the members served so far handle their round (and finish) before waking more:
+                # hundreds of triggers finishing together then never hold the loop in one go.
+                await asyncio.sleep(0)
             mine = member.pending
             errors = [failed[i] for i in mine if i in failed]
             if errors:
@@ -340,44 +367,10 @@ class SharedPoller:
                 missing.add(set_id)
 
     def _backoff(self, error: BaseException, batch: list[Subscription]) -> float:
-        base = max(min((m.interval for m in batch), default=1.0), MIN_BACKOFF_BASE)
-        policy = RetryPolicy(backoff_base=base, backoff_max=max(MAX_ERROR_BACKOFF, base))
-        delay = retry_delay(error, self._failures, policy)
-        return base if delay is None else max(delay, MIN_BACKOFF_BASE)
-
-
-# --------------------------------------------------------------------------------------------------
-# errors
-# --------------------------------------------------------------------------------------------------
-
-_POLICY = RetryPolicy()
-
-
-def is_retryable(exc: BaseException) -> bool:
-    """Whether a waiter rides ``exc`` out (throttled, transient; the hook has spent its own retries).
-
-    The hook's own classifier (:class:`RetryPolicy`): the one place that decides.
-    """
-    return isinstance(exc, GraphAPIError) and _POLICY.is_retryable(exc)
-
-
-def retry_delay(exc: BaseException, attempt: int, policy: RetryPolicy) -> float | None:
-    """The back-off before the next read after ``attempt`` failed ones, or None for a final error."""
-    if not isinstance(exc, GraphAPIError):
-        return None
-    return policy.delay_for(exc, attempt, max_retries=sys.maxsize)
-
-
-def nonexistent_ids(exc: BaseException, chunk: Iterable[str]) -> set[str]:
-    """Ids of ``chunk`` that Graph names as non-existent (code 803, "Some of the aliases you requested
-    do not exist: a,b"); empty when the error is anything else."""
-    if not isinstance(exc, GraphAPIError) or exc.code != 803:
-        return set()
-    match = _NONEXISTENT_RE.search(exc.message or "")
-    if not match:
-        return set()
-    named = {part.strip() for part in match.group(1).split(",")}
-    return {i for i in chunk if i in named}
+        """One back-off for the whole poller, from the shortest interval among the waiting members."""
+        interval = min((m.interval for m in batch), default=1.0)
+        delay = retry_delay(error, self._failures, interval)
+        return max(interval, MIN_BACKOFF_BASE) if delay is None else delay
 
 
 # --------------------------------------------------------------------------------------------------
@@ -427,8 +420,10 @@ def _unregister(poller: SharedPoller) -> None:
 async def open_hook_reader(key: PollerKey) -> ObjectReader:
     """The async hook for ``key``, ready to read: module imported in a worker thread, connection read
     with ``await``, HTTP client created off the loop (:meth:`GraphAsyncHook.get_conn`)."""
-    module = await asyncio.to_thread(importlib.import_module, HOOK_MODULE)
-    hook = module.GraphAsyncHook(graph_conn_id=key.graph_conn_id, api_version=key.api_version)
+    await import_off_loop(HOOK_MODULE)
+    from airflow_fb_async.hooks.graph import GraphAsyncHook  # loaded: a lookup
+
+    hook = GraphAsyncHook(graph_conn_id=key.graph_conn_id, api_version=key.api_version)
     try:
         await hook.get_conn()
     except BaseException:

@@ -14,7 +14,8 @@ from airflow.sdk.exceptions import TaskDeferred
 
 from airflow_fb_async.exceptions import AsyncRequestSetError, GraphInputError
 from airflow_fb_async.sensors.async_request_set import AsyncRequestSetSensor
-from airflow_fb_async.triggers.async_request_set import AsyncRequestSetTrigger, make_event
+from airflow_fb_async.triggers.async_request_set import AsyncRequestSetTrigger
+from airflow_fb_async.waiting.events import make_event
 from tests.conftest import TEST_TOKEN, run_dag
 from tests.operators.test_results import wait_done
 from tests.triggers.test_async_request_set import all_logs, create_sets, read_set

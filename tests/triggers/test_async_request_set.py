@@ -12,19 +12,22 @@ import ssl
 import time
 from typing import Any
 
+import httpx
 import pytest
 import requests
 
-from airflow_fb_async.exceptions import AsyncRequestSetError, GraphInputError
+from airflow_fb_async.exceptions import AsyncRequestSetError
 from airflow_fb_async.hooks.graph import _shared_ssl_context
-from airflow_fb_async.triggers.async_request_set import (
-    AsyncRequestSetTrigger,
-    event_result,
-    make_event,
-    normalize_set_ids,
-    scrub_text,
-    summarize_sets,
+from airflow_fb_async.triggers.async_request_set import AsyncRequestSetTrigger
+from airflow_fb_async.waiting.events import event_result
+from airflow_fb_async.waiting.poller import (
+    PollerKey,
+    RoundStats,
+    SharedPoller,
+    open_hook_reader,
+    shared_poller,
 )
+from airflow_fb_async.waiting.sets import REQUEST_SET_KIND
 from tests.conftest import CONN_ENV, TEST_TOKEN, conn_json
 
 CLASSPATH = "airflow_fb_async.triggers.async_request_set.AsyncRequestSetTrigger"
@@ -112,37 +115,64 @@ def trigger(ids: list[str], **kwargs: Any) -> AsyncRequestSetTrigger:
     return AsyncRequestSetTrigger(request_set_ids=ids, **kwargs)
 
 
-class RoundProbe(AsyncRequestSetTrigger):
-    """Records emulator counter deltas per poll round; can run a callback after a given round."""
+class RoundWatch:
+    """Observes the shared poller of the running loop: per round, the poller's own figures and the
+    emulator's count of multi-id reads during it; runs a callback (in a thread, so sync HTTP is fine)
+    after a given round, before that round's results reach the triggers."""
 
-    emu: Any = None
-    after_round: dict[int, Any] = {}
+    def __init__(self, emu: Any, after: dict[int, Any] | None = None) -> None:
+        self.emu = emu
+        self.after = after or {}
+        self.rounds: list[dict[str, Any]] = []
+        self._get_multi = 0
+        self._joins: asyncio.Future[None] | None = None
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.rounds: list[dict[str, int]] = []
+    async def attach(self, members: int = 1, conn_id: str = "facebook_graph_default") -> SharedPoller:
+        """Hook into the poller the triggers of this loop will join (created here), whose first read
+        waits until ``members`` triggers have joined: triggers started together then share their
+        first round whatever the machine's load (a running triggerer converges to shared rounds
+        within two rounds; the test wants the exact first one)."""
+        self._get_multi = await self._count()
+        joined = asyncio.Event()
 
-    async def _read_round(self, ahook: Any, pending: list[str]) -> dict[str, dict[str, Any]]:
-        before = await asyncio.to_thread(self.emu.counters)
-        try:
-            return await super()._read_round(ahook, pending)
-        finally:
-            after = await asyncio.to_thread(self.emu.counters)
-            self.rounds.append(
-                {
-                    "pending": len(pending),
-                    "http": after["http_calls"] - before["http_calls"],
-                    "get_multi": after["calls_by_kind"].get("get_multi", 0)
-                    - before["calls_by_kind"].get("get_multi", 0),
-                }
-            )
-            callback = self.after_round.get(len(self.rounds))
-            if callback is not None:
-                await asyncio.to_thread(callback)
+        async def open_when_joined(key: PollerKey) -> Any:
+            await joined.wait()
+            return await open_hook_reader(key)
+
+        poller = shared_poller(conn_id, None, REQUEST_SET_KIND, open_reader=open_when_joined)
+        poller.observers.append(self._observe)
+
+        async def watch_joins() -> None:
+            while len(poller.members) < members:
+                await asyncio.sleep(0.01)
+            joined.set()
+
+        self._joins = asyncio.ensure_future(watch_joins())
+        return poller
+
+    async def _count(self) -> int:
+        counters = await asyncio.to_thread(self.emu.counters)
+        return int(counters["calls_by_kind"].get("get_multi", 0))
+
+    async def _observe(self, stats: RoundStats) -> None:
+        count = await self._count()
+        self.rounds.append(
+            {
+                "members": stats.members,
+                "ids": stats.ids,
+                "calls": stats.calls,
+                "get_multi": count - self._get_multi,
+                "failed": stats.failed,
+            }
+        )
+        callback = self.after.get(stats.index)
+        if callback is not None:
+            await asyncio.to_thread(callback)
+        self._get_multi = await self._count()
 
 
 # --------------------------------------------------------------------------------------------------
-# pure functions (no HTTP)
+# serialization (no HTTP; the shared helpers are tested in tests/waiting/test_events.py)
 # --------------------------------------------------------------------------------------------------
 
 
@@ -178,85 +208,6 @@ def test_serialize_classpath_follows_subclass() -> None:
 
     classpath, _ = Sub(["1"]).serialize()
     assert classpath.endswith("test_serialize_classpath_follows_subclass.<locals>.Sub")
-
-
-@pytest.mark.parametrize(
-    ("value", "expected"),
-    [
-        ("123", ["123"]),
-        (123, ["123"]),
-        (["1", "2", "1"], ["1", "2"]),
-        ('["1", "2"]', ["1", "2"]),
-        ("['1', '2']", ["1", "2"]),
-        ("1, 2", ["1", "2"]),
-        ([["1", "2"], ["3"]], ["1", "2", "3"]),
-        (("4", 5), ["4", "5"]),
-        ({"7": {"total_count": 1}, "8": {"total_count": 2}}, ["7", "8"]),  # a waiting submit's summary
-        ("{'7': {'total_count': 1}}", ["7"]),
-    ],
-)
-def test_normalize_set_ids(value: Any, expected: list[str]) -> None:
-    assert normalize_set_ids(value) == expected
-
-
-@pytest.mark.parametrize("value", [None, "", [], "[]", "abc", ["12", "x1"], [True], {"a": 1}, "act_1", -3])
-def test_normalize_set_ids_rejects(value: Any) -> None:
-    with pytest.raises(GraphInputError, match="request_set_ids"):
-        normalize_set_ids(value)
-
-
-def test_summarize_sets_coerces_missing_counts() -> None:
-    raw = {
-        "1": {"id": "1", "is_completed": True, "total_count": 3, "success_count": 2, "error_count": 1},
-        "2": {"id": "2", "total_count": "4", "success_count": None},
-    }
-    assert summarize_sets(raw) == {
-        "1": {"total_count": 3, "success_count": 2, "error_count": 1, "canceled_count": 0},
-        "2": {"total_count": 4, "success_count": 0, "error_count": 0, "canceled_count": 0},
-    }
-
-
-SUMMARY = {"7": {"total_count": 5, "success_count": 3, "error_count": 2, "canceled_count": 0}}
-
-
-def test_event_result_success_returns_summary() -> None:
-    assert event_result(make_event("success", "ok", SUMMARY)) == SUMMARY
-
-
-@pytest.mark.parametrize("status", ["error", "timeout"])
-def test_event_result_raises_with_message_and_counts(status: str) -> None:
-    with pytest.raises(AsyncRequestSetError, match="boom") as info:
-        event_result(make_event(status, "boom", SUMMARY))
-    assert info.value.status == status  # type: ignore[attr-defined]
-    assert info.value.request_sets == SUMMARY  # type: ignore[attr-defined]
-    assert "2 failed" in str(info.value)
-    assert ("timed out" in str(info.value)) == (status == "timeout")
-
-
-@pytest.mark.parametrize(
-    "event",
-    [
-        None,
-        "success",
-        {},
-        {"status": "done", "message": "x", "request_sets": {}},
-        {"status": "success", "request_sets": {}},
-        {"status": "success", "message": "x"},
-        {"status": "success", "message": "x", "request_sets": {"1": {"total_count": 1}}},
-        {"status": "success", "message": "x", "request_sets": {"1": dict.fromkeys(SUMMARY["7"], "1")}},
-    ],
-)
-def test_event_result_rejects_malformed(event: Any) -> None:
-    with pytest.raises(AsyncRequestSetError, match="malformed"):
-        event_result(event)
-
-
-def test_scrub_text_removes_urls_and_tokens() -> None:
-    text = f"GET http://h/v25.0/?ids=1&access_token={TEST_TOKEN} failed; Authorization: OAuth {TEST_TOKEN}"
-    out = scrub_text(text)
-    assert TEST_TOKEN not in out
-    assert "access_token" not in out or "access_token=***" in out
-    assert "http://" not in out
 
 
 # --------------------------------------------------------------------------------------------------
@@ -303,24 +254,151 @@ async def test_200_sets_at_most_4_calls_per_round(graph_conn: Any) -> None:
     graph_conn.config(async_pace=0)
     ids = create_sets(graph_conn.url, 200, sizes=[1] * 100 + [20] * 100)
     small, big = ids[:100], ids[100:]
-    RoundProbe.emu = graph_conn
-    RoundProbe.after_round = {
-        1: lambda: cancel_sets(graph_conn.url, small),  # 100 sets complete before round 2
-        2: lambda: graph_conn.config(async_pace=1000),  # the others complete from round 3 on
-    }
-    trig = RoundProbe(request_set_ids=ids, poll_interval=0.1, end_time=time.time() + 120)
+    watch = RoundWatch(
+        graph_conn,
+        after={
+            1: lambda: cancel_sets(graph_conn.url, small),  # 100 sets complete before round 2
+            2: lambda: graph_conn.config(async_pace=1000),  # the others complete from round 3 on
+        },
+    )
+    await watch.attach()
+    trig = trigger(ids, poll_interval=0.1, end_time=time.time() + 120)
     event = await first_event(trig, timeout=120)
     assert event["status"] == "success", event["message"]
-    rounds = trig.rounds
+    rounds = watch.rounds
     assert len(rounds) >= 3, rounds
-    assert rounds[0] == {"pending": 200, "http": 4, "get_multi": 4}
-    assert rounds[1] == {"pending": 200, "http": 4, "get_multi": 4}
-    assert rounds[2] == {"pending": 100, "http": 2, "get_multi": 2}  # completed sets are not read again
+    assert rounds[0] == {"members": 1, "ids": 200, "calls": 4, "get_multi": 4, "failed": False}
+    assert rounds[1]["ids"] == 200
+    assert rounds[1]["get_multi"] == 4
+    assert rounds[2]["ids"] == 100
+    assert rounds[2]["get_multi"] == 2
     for r in rounds:
-        assert r["http"] == r["get_multi"] == -(-r["pending"] // 50), rounds
-    assert [r["pending"] for r in rounds] == sorted((r["pending"] for r in rounds), reverse=True)
+        assert r["get_multi"] == r["calls"] == -(-r["ids"] // 50), rounds
+    assert [r["ids"] for r in rounds] == sorted((r["ids"] for r in rounds), reverse=True)
     assert all(event["request_sets"][i]["canceled_count"] == 1 for i in small)
     assert all(event["request_sets"][i]["success_count"] == 20 for i in big)
+
+
+async def _shared_rounds(graph_conn: Any, k: int) -> None:
+    """K triggers with one set each on one loop: one shared poller, ceil(K/50) calls a round, and every
+    trigger its own event with its own counts."""
+    graph_conn.config(async_pace=0)
+    ids = create_sets(graph_conn.url, k, sizes=[1, 2] * (k // 2))
+    half = ids[: k // 2]
+    watch = RoundWatch(
+        graph_conn,
+        after={
+            1: lambda: cancel_sets(graph_conn.url, half),  # half complete (canceled) before round 2
+            2: lambda: graph_conn.config(async_pace=1000),  # the rest runs from round 3 on
+        },
+    )
+    poller = await watch.attach(members=k)
+    triggers = [trigger([i], poll_interval=0.1, end_time=time.time() + 300) for i in ids]
+    events = await asyncio.gather(*(first_event(t, timeout=300) for t in triggers))
+    rounds = watch.rounds
+    assert rounds[0] == {
+        "members": k,
+        "ids": k,
+        "calls": -(-k // 50),
+        "get_multi": -(-k // 50),
+        "failed": False,
+    }
+    assert rounds[1]["ids"] == k  # round 1 saw every set pending
+    assert rounds[2]["ids"] == k - len(half)  # the canceled ones are not read again
+    for r in rounds:
+        assert r["get_multi"] == r["calls"] == -(-r["ids"] // 50), rounds
+    assert poller.calls == sum(r["get_multi"] for r in rounds)
+    for set_id, event in zip(ids, events, strict=True):
+        assert event["status"] == "success", event
+        assert list(event["request_sets"]) == [set_id]  # its own event, its own set only
+    sizes = {i: size for i, size in zip(ids, [1, 2] * (k // 2), strict=True)}
+    for set_id, event in zip(ids, events, strict=True):
+        counts = event["request_sets"][set_id]
+        assert counts["total_count"] == sizes[set_id]
+        key = "canceled_count" if set_id in half else "success_count"
+        assert counts[key] == sizes[set_id], (set_id, counts)
+
+
+async def test_200_triggers_share_rounds_of_4_calls(graph_conn: Any) -> None:
+    await _shared_rounds(graph_conn, 200)
+
+
+async def test_1000_triggers_share_rounds_of_20_calls(graph_conn: Any) -> None:
+    await _shared_rounds(graph_conn, 1000)
+
+
+async def test_cancelled_trigger_leaves_the_others_alone(graph_conn: Any) -> None:
+    graph_conn.config(async_pace=0)
+    ids = create_sets(graph_conn.url, 3, per_set=2)
+    stay_a, leaver, stay_b = (trigger([i], poll_interval=0.05, end_time=time.time() + 60) for i in ids)
+    tasks: list[asyncio.Task[Any]] = []
+    watch = RoundWatch(graph_conn, after={4: lambda: graph_conn.config(async_pace=1000)})
+
+    async def cancel_leaver(stats: RoundStats) -> None:
+        if stats.index == 2:
+            tasks[1].cancel()  # reassigned or killed mid-wait: its task is cancelled
+
+    poller = await watch.attach(members=3)
+    poller.observers.append(cancel_leaver)
+    tasks.extend(asyncio.ensure_future(first_event(t, timeout=60)) for t in (stay_a, leaver, stay_b))
+    first, second = await asyncio.gather(tasks[0], tasks[2])
+    with pytest.raises(asyncio.CancelledError):
+        await tasks[1]
+    assert first["status"] == second["status"] == "success"
+    assert [r["ids"] for r in watch.rounds[:2]] == [3, 3]
+    # Round 3 may start before the cancellation has reached the leaver's task; round 4 cannot.
+    assert [r["ids"] for r in watch.rounds[3:]] == [2] * len(watch.rounds[3:]) != []
+    reads = [c for c in graph_conn.calls() if c["kind"] == "get_multi"]
+    assert len(reads) == len(watch.rounds)
+    assert all(ids[1] not in json.dumps(c["query"]) for c in reads[3:])
+    assert all(ids[0] in json.dumps(c["query"]) for c in reads)  # the others kept being read
+    assert read_set(graph_conn.url, ids[1])["canceled_count"] == 0  # no on_kill: nothing canceled
+
+
+async def test_unknown_set_ends_only_its_own_trigger(graph_conn: Any) -> None:
+    # Graph fails a whole multi-id read naming the ids that do not exist (code 803): the poller pins
+    # it on the trigger that asked for them and reads the others again in the same round.
+    ids = create_sets(graph_conn.url, 2, per_set=1)
+    watch = RoundWatch(graph_conn)
+    await watch.attach(members=3)
+    bad = trigger(["424242424242"], end_time=time.time() + 30)
+    good = [trigger([i], end_time=time.time() + 30) for i in ids]
+    events = await asyncio.gather(*(first_event(t) for t in [good[0], bad, good[1]]))
+    assert events[1]["status"] == "error"
+    assert events[1]["message"] == "request set(s) not found: 424242424242"
+    assert events[0]["status"] == events[2]["status"] == "success"
+    assert watch.rounds[0]["ids"] == 3
+    assert watch.rounds[0]["get_multi"] == 2  # the failed read, then the two good ids again
+
+
+async def test_set_gone_mid_wait_is_not_found(graph_conn: Any) -> None:
+    graph_conn.config(async_pace=0)
+    ids = create_sets(graph_conn.url, 2, per_set=2)
+    watch = RoundWatch(graph_conn, after={1: graph_conn.reset})  # the sets vanish after round 1
+    await watch.attach()
+    event = await first_event(trigger(ids, poll_interval=0.05, end_time=None))  # no timeout to save it
+    assert event["status"] == "error"
+    assert event["message"] == f"request set(s) not found: {ids[0]}, {ids[1]}"
+
+
+async def test_errors_are_ridden_out_once_for_all_triggers(
+    graph_conn: Any, caplog: pytest.LogCaptureFixture, capfd: pytest.CaptureFixture[str]
+) -> None:
+    # More 5xx than the hook's own 5 retries: the poller backs off once for every trigger (not once
+    # per trigger), then reads again; every trigger logs the failure in its own log.
+    caplog.set_level(logging.WARNING)
+    ids = create_sets(graph_conn.url, 100, per_set=1)
+    cancel_sets(graph_conn.url, ids)  # all completed: the first good read ends every wait
+    graph_conn.fault("500", count=8, method="GET", path_regex="ids=")
+    watch = RoundWatch(graph_conn)
+    await watch.attach(members=100)
+    triggers = [trigger([i], poll_interval=0.05, end_time=time.time() + 60) for i in ids]
+    events = await asyncio.gather(*(first_event(t) for t in triggers))
+    assert [e["status"] for e in events] == ["success"] * 100
+    assert graph_conn.counters()["faults_injected"]["500"] == 8
+    assert [r["failed"] for r in watch.rounds] == [True, False]
+    assert sum(r["get_multi"] for r in watch.rounds) == 8 + 2  # 6 + 2 failed attempts, then 2 reads
+    assert all_logs(caplog, capfd).count("Reading request sets failed") == 100  # one line per trigger
 
 
 async def test_survives_500s_and_throttle_mid_wait(graph_conn: Any) -> None:
@@ -336,10 +414,9 @@ async def test_survives_500s_and_throttle_mid_wait(graph_conn: Any) -> None:
     def resume() -> None:
         graph_conn.config(async_pace=200)
 
-    RoundProbe.emu = graph_conn
-    RoundProbe.after_round = {1: inject, 3: resume}
-    trig = RoundProbe(request_set_ids=ids, poll_interval=0.05, end_time=time.time() + 60)
-    event = await first_event(trig)
+    watch = RoundWatch(graph_conn, after={1: inject, 3: resume})
+    await watch.attach()
+    event = await first_event(trigger(ids, poll_interval=0.05, end_time=time.time() + 60))
     assert event["status"] == "success", event["message"]
     faults = graph_conn.counters()["faults_injected"]
     assert faults["500"] == 11
@@ -417,20 +494,22 @@ async def test_no_token_in_events_or_logs(
     assert "retrying in" in logs  # the trigger's own back-off after the hook gave up
 
 
-async def test_progress_logged_each_round(
+async def test_progress_logged_on_change_only(
     graph_conn: Any, caplog: pytest.LogCaptureFixture, capfd: pytest.CaptureFixture[str]
 ) -> None:
     caplog.set_level(logging.INFO)
-    graph_conn.config(async_pace=0)  # the first round sees both sets running, whatever the load
+    graph_conn.config(async_pace=0)  # rounds 1-5 see both sets running with the same counts
     ids = create_sets(graph_conn.url, 2, per_set=5)
-    RoundProbe.emu = graph_conn
-    RoundProbe.after_round = {1: lambda: graph_conn.config(async_pace=50)}
-    trig = RoundProbe(request_set_ids=ids, poll_interval=0.1, end_time=time.time() + 60)
-    event = await first_event(trig, timeout=60)
+    watch = RoundWatch(graph_conn, after={5: lambda: graph_conn.config(async_pace=50)})
+    await watch.attach()
+    event = await first_event(trigger(ids, poll_interval=0.05, end_time=time.time() + 60), timeout=60)
     assert event["status"] == "success"
     lines = all_logs(caplog, capfd).splitlines()
     overall = [line for line in lines if "request set(s) done" in line]
-    assert len(overall) >= 2
+    assert len(watch.rounds) >= 6
+    # Round 1 logs; rounds 2-5 change nothing and are quiet; every later line follows a change.
+    assert len(overall) <= len(watch.rounds) - 4, (len(overall), len(watch.rounds))
+    assert not any(line.startswith("still waiting") for line in overall)
     assert "2/2 request set(s) done" in overall[-1]
     assert "of 10" in overall[-1]
     assert any("requests/s" in line for line in overall)
@@ -488,6 +567,7 @@ class BlockingCallLog:
             (ssl.SSLContext, "load_verify_locations"),
             (socket, "getaddrinfo"),
             (requests.Session, "request"),
+            (httpx.AsyncClient, "__init__"),
             (BaseHook, "get_connection"),
             (Connection, "get"),
         ]
@@ -529,12 +609,15 @@ async def test_triggers_never_block_the_loop(graph_conn: Any) -> None:
     ids = create_sets(graph_conn.url, 200, per_set=2)  # sync HTTP: before the guard is installed
     _shared_ssl_context.cache_clear()  # so that this run loads the CA bundle again, where it must
     triggers = [trigger(ids[i : i + 5], poll_interval=0.2) for i in range(0, 200, 5)]
+    watch = RoundWatch(graph_conn)
+    await watch.attach(members=40)
     with pytest.MonkeyPatch.context() as patch:
         calls = BlockingCallLog(patch)
         events = await asyncio.gather(*(first_event(t, timeout=120) for t in triggers))
     assert calls.on_loop == [], calls.on_loop
-    # The guard was live: the CA bundle was loaded (in a worker thread) during the run.
+    # The guard was live: the CA bundle was loaded and the client built (in a worker thread).
     assert "ssl.create_default_context" in calls.off_loop, calls.off_loop
+    assert "AsyncClient.__init__" in calls.off_loop, calls.off_loop
     assert [e["status"] for e in events] == ["success"] * 40
     for t, e in zip(triggers, events, strict=True):
         assert sorted(e["request_sets"]) == sorted(t.request_set_ids)
@@ -542,4 +625,6 @@ async def test_triggers_never_block_the_loop(graph_conn: Any) -> None:
             c == {"total_count": 2, "success_count": 2, "error_count": 0, "canceled_count": 0}
             for c in e["request_sets"].values()
         )
-    assert graph_conn.counters()["calls_by_kind"]["get_multi"] >= 40  # one multi-id read per trigger round
+    # One shared poller: 4 multi-id reads a round for the 40 triggers' 200 sets, not 40.
+    assert watch.rounds[0]["get_multi"] == 4
+    assert all(r["get_multi"] == -(-r["ids"] // 50) for r in watch.rounds)
