@@ -34,9 +34,9 @@ from airflow_fb_async.hooks.insights import account_digits, insights_params
 from airflow_fb_async.hooks.insights_plan import ReportJob, jobs_from_json, jobs_to_json, settle
 from airflow_fb_async.jsonl import JsonlWriter, StoragePath, storage_path
 from airflow_fb_async.literals import parse_literal, parse_rendered_list
-from airflow_fb_async.triggers.async_request_set import describe_error
-from airflow_fb_async.triggers.insights import RUN_FIELDS, AsyncReportRunTrigger, run_event_result
-from airflow_fb_async.waiting.poller import is_retryable
+from airflow_fb_async.triggers.insights import AsyncReportRunTrigger
+from airflow_fb_async.waiting.errors import describe_error, is_retryable
+from airflow_fb_async.waiting.report_runs import RUN_FIELDS, run_event_result
 
 if TYPE_CHECKING:
     import os

@@ -4,17 +4,23 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import subprocess
+import sys
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from airflow_fb_async.exceptions import InsightsReportError
 from airflow_fb_async.hooks.graph import GraphHook
-from airflow_fb_async.triggers.insights import AsyncReportRunTrigger, run_event_result
+from airflow_fb_async.triggers.insights import AsyncReportRunTrigger
+from airflow_fb_async.waiting.report_runs import run_event_result
 from tests.conftest import TEST_TOKEN
 from tests.emu_admin import EmulatorAdmin
+from tests.triggers.test_no_stall import HEAVY
 
 
 def fire(trigger: AsyncReportRunTrigger) -> dict[str, Any]:
@@ -133,3 +139,22 @@ def test_end_time_passed_is_a_timeout_event(graph_conn: EmulatorAdmin) -> None:
 def test_malformed_events_are_refused(event: Any) -> None:
     with pytest.raises(InsightsReportError, match="malformed report run event"):
         run_event_result(event)
+
+
+def test_the_trigger_module_is_light_to_import_on_the_loop() -> None:
+    """A triggerer imports a trigger's module on its event loop: ours loads no hook, no HTTP stack
+    (the wait's modules come from a worker thread when it runs, as for the request-set trigger)."""
+    code = (
+        "import json, sys; import airflow.sdk, airflow.triggers.base; before = set(sys.modules); "
+        "import airflow_fb_async.triggers.insights; print(json.dumps(sorted(set(sys.modules) - before)))"
+    )
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    loaded = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert "airflow_fb_async.triggers.insights" in loaded
+    assert [
+        m
+        for m in loaded
+        if m.startswith((*HEAVY, "airflow_fb_async.hooks", "airflow_fb_async.waiting.report_runs"))
+    ] == []
