@@ -54,6 +54,8 @@ class ReportJob:
     :param done: the run ended ``Job Completed`` at 100 %.
     :param date_start: the run's ``date_start`` as Graph reported it (for the summary).
     :param date_stop: the run's ``date_stop``.
+    :param history: ``"<run id>:<status>"`` of the earlier runs of this range (or of the range it
+        was split from), for the error message when it gives up.
     """
 
     account: str

@@ -17,6 +17,7 @@ from airflow_fb_async.hooks.insights import (
     insights_params,
     report_run_done,
 )
+from airflow_fb_async.hooks.insights_plan import split_range
 from tests.emu_admin import EmulatorAdmin
 
 ACT = "act_4242"
@@ -233,3 +234,23 @@ def test_parameters_are_encoded_as_graph_reads_them() -> None:
         "time_ranges": '[{"since":"2025-02-01","until":"2025-02-02"}]',
         "use_unified_attribution_setting": "true",
     }
+
+
+@pytest.mark.parametrize(
+    ("since", "until", "halves"),
+    [
+        ("2025-03-01", "2025-03-02", (("2025-03-01", "2025-03-01"), ("2025-03-02", "2025-03-02"))),
+        ("2025-03-01", "2025-03-05", (("2025-03-01", "2025-03-03"), ("2025-03-04", "2025-03-05"))),
+        ("2025-02-27", "2025-03-02", (("2025-02-27", "2025-02-28"), ("2025-03-01", "2025-03-02"))),
+        ("2024-12-31", "2025-01-02", (("2024-12-31", "2025-01-01"), ("2025-01-02", "2025-01-02"))),
+    ],
+)
+def test_split_range_halves_cover_every_day_once(
+    since: str, until: str, halves: tuple[tuple[str, str], tuple[str, str]]
+) -> None:
+    assert split_range(since, until) == halves
+
+
+def test_a_single_day_cannot_be_split() -> None:
+    with pytest.raises(ValueError, match="cannot split a range of 1 day"):
+        split_range("2025-03-01", "2025-03-01")
