@@ -11,7 +11,8 @@ pause          standard batch fed from that file, results to another file
 report         prints what was paused, and fails unless every such ad was paused
 
 Files go under ``params.work_dir``, one folder per run. Runs as is against the local emulator
-(``make demo-all``); on real accounts set ``seed_demo_ads`` to false.
+(``make demo-all``; accounts of its own, so the other examples' ads are not in its report); on
+real accounts set ``seed_demo_ads`` to false.
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ with DAG(
     tags=["facebook", "example", "insights"],
     params={
         "ad_account_ids": Param(
-            ["act_1234567890", "act_1234567891", "act_1234567892"],
+            ["act_2222222221", "act_2222222222", "act_2222222223"],
             type="array",
             items={"type": "string", "pattern": r"^act_\d+$"},
         ),

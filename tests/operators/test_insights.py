@@ -338,7 +338,7 @@ def test_example_pipeline_pauses_exactly_the_ads_over_the_threshold(
     ads = {ad["id"]: ad for ad in graph_conn.objects("ad")}
     assert sorted(r["ad_id"] for r in rows) == sorted(ads)  # every ad once: 3 accounts x 10
     assert len(rows) == 30
-    assert {r["account_id"] for r in rows} == {"1234567890", "1234567891", "1234567892"}
+    assert {r["account_id"] for r in rows} == {"2222222221", "2222222222", "2222222223"}
     over = {r["ad_id"] for r in rows if float(r["spend"]) > 30.0}
     assert 0 < len(over) < 30
     assert {i for i, ad in ads.items() if ad["status"] == "PAUSED"} == over
