@@ -31,7 +31,9 @@ final error on a call holding several members' ids is retried member by member, 
 never ends another (auth errors, which concern every id alike, go to all members of the call).
 
 No stall: the poller imports the hook module, reads the connection and creates the HTTP client
-off the loop or with ``await``, once per poller, never per trigger. A member that is cancelled
+off the loop or with ``await``, once per poller, never per trigger. An auth error makes it read
+the connection again (a token rotated since) and retry the round once before the error ends the
+waits concerned. A member that is cancelled
 (trigger reassigned or killed) just leaves; the others go on. The poller stops, and closes its
 client, when its last member leaves; the next subscriber starts a new one.
 
@@ -211,6 +213,7 @@ class SharedPoller:
         self._wakeup = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._failures = 0
+        self._reopened = False
         self._not_before = 0.0
         self._stopped = False
 
@@ -238,8 +241,7 @@ class SharedPoller:
     async def _run(self) -> None:
         error: BaseException | None = None
         try:
-            self.reader = await self._open_reader(self.key)
-            self.scrub = self.reader.scrub
+            await self._open()
             while self.members:
                 members = [m for m in self.members if m.pending]
                 now = self.loop.time()
@@ -247,9 +249,8 @@ class SharedPoller:
                 if start_at > now:
                     self._wakeup.clear()
                     try:
-                        await asyncio.wait_for(
-                            self._wakeup.wait(), None if start_at == math.inf else start_at - now
-                        )
+                        async with asyncio.timeout(None if start_at == math.inf else start_at - now):
+                            await self._wakeup.wait()
                     except TimeoutError:
                         pass
                     continue
@@ -271,6 +272,13 @@ class SharedPoller:
                 except Exception as exc:
                     log.debug("closing the poller's client failed: %s", type(exc).__name__)
 
+    async def _open(self) -> None:
+        """(Re)open the reader: reads the connection as it is now."""
+        old, self.reader = self.reader, await self._open_reader(self.key)
+        self.scrub = self.reader.scrub
+        if old is not None:
+            await old.aclose()
+
     async def _round(self, batch: list[Subscription], started: float) -> None:
         """Read every pending id of ``batch`` and hand each member its own :class:`Round`."""
         self.rounds += 1
@@ -290,6 +298,17 @@ class SharedPoller:
             except Exception as exc:  # retryable: the rest of the round waits for the back-off
                 transient = exc
                 break
+        auth = [e for e in failed.values() if isinstance(e, GraphAuthError)]
+        if auth and not self._reopened:
+            # The connection may have changed (a rotated token) since this long-lived poller read
+            # it: read it again and retry the round once before the error ends the waits.
+            log.warning(
+                "Auth error on a multi-id read (%s): reading the connection again", type(auth[0]).__name__
+            )
+            self._reopened = True
+            await self._open()
+            return await self._round(batch, started)
+        self._reopened = bool(auth)
         delay = 0.0
         if transient is not None:
             self._failures += 1

@@ -456,13 +456,36 @@ async def test_bad_token_is_an_error_event_without_the_token(
     caplog.set_level(logging.DEBUG)
     before = graph_conn.http_calls()
     event = await first_event(trigger(ids, end_time=time.time() + 30))
-    assert graph_conn.http_calls() - before == 1  # 190 is final: neither the hook nor the trigger retries
+    # 190 is final for the hook; the poller reads the connection again once (a token rotated since
+    # it was read) and retries, then the error ends the wait.
+    assert graph_conn.http_calls() - before == 2
     assert event["status"] == "error"
     assert "190" in event["message"]
     assert bad not in json.dumps(event)
     logs = all_logs(caplog, capfd)
     assert "reading request sets failed" in logs
     assert bad not in logs
+
+
+async def test_rotated_token_is_picked_up_by_a_running_poller(
+    graph_conn: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A long-lived shared poller read the connection when it started; the token was rotated since
+    (the old one revoked): its first 190 makes it read the connection again, and the wait goes on."""
+    ids = create_sets(graph_conn.url, 1)
+    revoked = "EAArevoked-token-that-is-long-enough-to-mask-0123456789"
+    monkeypatch.setenv(CONN_ENV, conn_json(graph_conn.url, token=revoked))
+
+    async def open_then_rotate(key: PollerKey) -> Any:
+        reader = await open_hook_reader(key)  # reads the revoked token
+        monkeypatch.setenv(CONN_ENV, conn_json(graph_conn.url))  # rotated in the connection
+        return reader
+
+    shared_poller("facebook_graph_default", None, REQUEST_SET_KIND, open_reader=open_then_rotate)
+    event = await first_event(trigger(ids, end_time=time.time() + 30))
+    assert event["status"] == "success", event
+    calls = [c for c in graph_conn.calls() if c["kind"] == "get_multi"]
+    assert [c["status"] for c in calls] == [400, 200]  # 190 with the old token, then read again
 
 
 async def test_unknown_set_is_an_error_event(graph_conn: Any) -> None:
