@@ -175,6 +175,11 @@ class AsyncRequestSetError(FacebookGraphError):
     """Waiting on async request sets ended badly (error or timeout), or requests failed."""
 
 
+class InsightsReportError(FacebookGraphError):
+    """An insights report cannot be completed: a range failed more than ``max_job_retries`` times,
+    a report run vanished, or waiting on the runs ended in error or timeout."""
+
+
 class TooManyResultsError(FacebookGraphError, AirflowFailException):
     """More results than ``max_xcom_items`` would go through XCom.
 

@@ -4,7 +4,8 @@ Steps: start the emulator on a free loopback port, point ``facebook_graph_defaul
 ``AIRFLOW_CONN_FACEBOOK_GRAPH_DEFAULT``, migrate a throwaway SQLite metadata DB, run
 ``airflow dags test example_fb_async_ad_creation`` (deferred tasks' triggers run inline), read the
 emulator's own counters and the request sets it holds, print a summary, stop the emulator.
-``--all`` runs every example DAG (the file pipeline writes its files under .demo/file_pipeline).
+``--all`` runs every example DAG (the file pipeline writes its files under .demo/file_pipeline, the
+insights pipeline under .demo/insights_pipeline).
 """
 
 from __future__ import annotations
@@ -28,9 +29,14 @@ TOKEN = "emulator-token"
 ACCOUNT = "act_1234567890"
 MAIN_DAG = "example_fb_async_ad_creation"
 FILE_DAG = "example_fb_file_pipeline"
-ALL_DAGS = [MAIN_DAG, "example_fb_batch_creatives", "example_fb_manage_sets", FILE_DAG]
+INSIGHTS_DAG = "example_fb_insights_pipeline"
+ALL_DAGS = [MAIN_DAG, "example_fb_batch_creatives", "example_fb_manage_sets", FILE_DAG, INSIGHTS_DAG]
 #: Where the file pipeline writes its JSON Lines files (10,000 ad specs, ids, pauses, results).
 FILE_WORK_DIR = DEMO_HOME / "file_pipeline"
+#: Where the insights pipeline writes its report rows, pause requests and their results.
+INSIGHTS_WORK_DIR = DEMO_HOME / "insights_pipeline"
+#: The run conf of the DAGs that write files.
+WORK_DIRS = {FILE_DAG: FILE_WORK_DIR, INSIGHTS_DAG: INSIGHTS_WORK_DIR}
 
 
 def start_emulator() -> tuple[subprocess.Popen[str], str]:
@@ -116,7 +122,7 @@ def main() -> int:
         for dag_id in dags:
             t0 = time.monotonic()
             print(f"demo: airflow dags test {dag_id} ...")
-            conf = ["-c", json.dumps({"work_dir": str(FILE_WORK_DIR)})] if dag_id == FILE_DAG else []
+            conf = ["-c", json.dumps({"work_dir": str(WORK_DIRS[dag_id])})] if dag_id in WORK_DIRS else []
             code = airflow(env, "dags", "test", *conf, dag_id, log=log)
             results.append((dag_id, code, time.monotonic() - t0))
         summary = graph_summary(url)
@@ -142,10 +148,11 @@ def main() -> int:
     print(f"  errors: {sum(int(s.get('error_count') or 0) for s in sets)}")
     print(f"  objects created: {admin.get('objects_created_by_type', admin.get('objects_created'))}")
     print(f"  HTTP calls made to Graph: {admin.get('http_calls')} {admin.get('calls_by_kind')}")
-    for path in sorted(FILE_WORK_DIR.glob("*/*.jsonl")):
-        with path.open("rb") as fh:
-            lines = sum(1 for _ in fh)
-        print(f"  file pipeline: {path.relative_to(DEMO_HOME)}: {lines} lines")
+    for label, work_dir in (("file pipeline", FILE_WORK_DIR), ("insights pipeline", INSIGHTS_WORK_DIR)):
+        for path in sorted(work_dir.glob("*/*.jsonl")):
+            with path.open("rb") as fh:
+                lines = sum(1 for _ in fh)
+            print(f"  {label}: {path.relative_to(DEMO_HOME)}: {lines} lines")
     print(f"  elapsed: {time.monotonic() - started:.1f}s (Airflow log: {log})")
     failed = [dag_id for dag_id, code, _ in results if code != 0]
     if failed:

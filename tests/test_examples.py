@@ -23,6 +23,7 @@ EXAMPLE_IDS = [
     "example_fb_batch_creatives",
     "example_fb_manage_sets",
     "example_fb_file_pipeline",
+    "example_fb_insights_pipeline",
 ]
 # None: a run with no logical date, as `airflow dags trigger` (no --logical-date) or the REST API make.
 LOGICAL_DATES = [None, datetime(2026, 3, 1, tzinfo=UTC)]

@@ -66,6 +66,7 @@ from airflow_fb_async.hooks._core import (
     update_set_data,
 )
 from airflow_fb_async.hooks.batch import run_batch
+from airflow_fb_async.hooks.insights import AsyncInsightsMixin, InsightsMixin
 
 if TYPE_CHECKING:
     from types import TracebackType
@@ -287,7 +288,7 @@ class _GraphHookBase(BaseHook):
 # ==================================================================================================
 
 
-class GraphHook(_GraphHookBase):
+class GraphHook(InsightsMixin, _GraphHookBase):
     """Sync Facebook Graph API hook over a pooled ``requests.Session``.
 
     :param graph_conn_id: Airflow connection id (conn type ``facebook_graph``).
@@ -638,7 +639,7 @@ def _shared_ssl_context() -> ssl.SSLContext:
     return ssl.create_default_context(cafile=certifi.where())
 
 
-class GraphAsyncHook(_GraphHookBase):
+class GraphAsyncHook(AsyncInsightsMixin, _GraphHookBase):
     """Async Facebook Graph API hook over ``httpx.AsyncClient`` (for triggers).
 
     Reads its connection with ``await`` (no blocking call on the event loop). Use it as an async

@@ -7,8 +7,9 @@
     iter_report_rows(run_id)            GET <run_id>/insights, cursor pages -> rows
 
 :class:`InsightsMixin` adds these to :class:`~airflow_fb_async.hooks.graph.GraphHook`, and
-:class:`AsyncInsightsMixin` the ``a``-prefixed twins to ``GraphAsyncHook`` (one base class each:
-``class GraphHook(InsightsMixin, _GraphHookBase)``). They go through the hooks' own request,
+:class:`AsyncInsightsMixin` their async twins, under the same names, to ``GraphAsyncHook``
+(``class GraphHook(InsightsMixin, _GraphHookBase)``, ``class GraphAsyncHook(AsyncInsightsMixin,
+_GraphHookBase)``; ``await ahook.get_report_runs(...)``). They go through the hooks' own request,
 multi-id and pagination paths, so retries, scrubbing and throttling are the hooks'. Everything that
 is not I/O (checking and encoding the report's parameters, reading the answers) is shared here.
 
@@ -373,7 +374,7 @@ class InsightsMixin:
 class AsyncInsightsMixin:
     """Insights calls of the async hook: ``class GraphAsyncHook(AsyncInsightsMixin, _GraphHookBase)``."""
 
-    async def astart_insights_report(
+    async def start_insights_report(
         self: _AsyncHook, ad_account_id: str, params: Mapping[str, Any] | None
     ) -> str:
         """Async twin of :meth:`InsightsMixin.start_insights_report`."""
@@ -383,7 +384,7 @@ class AsyncInsightsMixin:
         RUN_ACCOUNTS.remember(run_id, account)
         return run_id
 
-    async def aget_report_runs(
+    async def get_report_runs(
         self: _AsyncHook, report_run_ids: str | Iterable[str], fields: str | Iterable[str] | None = None
     ) -> dict[str, dict[str, Any]]:
         """Async twin of :meth:`InsightsMixin.get_report_runs` (50 runs per call)."""
@@ -397,7 +398,7 @@ class AsyncInsightsMixin:
             out.update(runs)
         return out
 
-    async def aiter_report_rows(
+    async def iter_report_rows(
         self: _AsyncHook, report_run_id: str, page_size: int | None = None
     ) -> AsyncIterator[dict[str, Any]]:
         """Async twin of :meth:`InsightsMixin.iter_report_rows`."""

@@ -1,8 +1,4 @@
-"""The hooks' insights calls against the emulator over HTTP: start, multi-id reads, paged rows.
-
-The mixins are not on GraphHook / GraphAsyncHook yet (that is a one-line change each when merging):
-the tests put them on subclasses, after the hook so that the same classes still build once it has them.
-"""
+"""The hooks' insights calls against the emulator over HTTP: start, multi-id reads, paged rows."""
 
 from __future__ import annotations
 
@@ -18,24 +14,15 @@ from airflow_fb_async.exceptions import GraphAPIError, GraphInputError, GraphThr
 from airflow_fb_async.hooks.graph import GraphAsyncHook, GraphHook
 from airflow_fb_async.hooks.insights import (
     JOB_FAILED_STATUSES,
-    AsyncInsightsMixin,
-    InsightsMixin,
     insights_params,
     report_run_done,
 )
+from airflow_fb_async.hooks.insights_plan import split_range
 from tests.emu_admin import EmulatorAdmin
 from tests.waits import DEADLINE, wait_for
 
 ACT = "act_4242"
 JAN = {"since": "2025-01-01", "until": "2025-01-20"}
-
-
-class Hook(GraphHook, InsightsMixin):
-    pass
-
-
-class AsyncHook(GraphAsyncHook, AsyncInsightsMixin):
-    pass
 
 
 def wait_runs(
@@ -58,7 +45,7 @@ def multi_id_sizes(emu: EmulatorAdmin) -> list[int]:
 
 def test_120_report_runs_are_read_in_3_multi_id_calls(graph_conn: EmulatorAdmin) -> None:
     graph_conn.config(insights_pace=0)
-    hook = Hook()
+    hook = GraphHook()
     run_ids = [
         hook.start_insights_report(f"act_{100 + i % 4}", {"fields": ["impressions"]}) for i in range(120)
     ]
@@ -72,8 +59,8 @@ def test_120_report_runs_are_read_in_3_multi_id_calls(graph_conn: EmulatorAdmin)
     assert multi_id_sizes(graph_conn) == [50, 50, 20]
 
     async def read_async() -> dict[str, dict[str, Any]]:
-        async with AsyncHook() as ahook:
-            return await ahook.aget_report_runs(run_ids, fields=["async_status"])
+        async with GraphAsyncHook() as ahook:
+            return await ahook.get_report_runs(run_ids, fields=["async_status"])
 
     again = asyncio.run(read_async())
     assert again == {r: {"id": r, "async_status": "Job Not Started"} for r in run_ids}
@@ -85,7 +72,7 @@ def test_120_report_runs_are_read_in_3_multi_id_calls(graph_conn: EmulatorAdmin)
 
 def test_rows_of_a_run_across_pages_all_once(graph_conn: EmulatorAdmin) -> None:
     graph_conn.config(insights_pace=500)
-    hook = Hook()
+    hook = GraphHook()
     camps = make_campaigns(hook, 3)
     params = {
         "level": "campaign",
@@ -110,26 +97,26 @@ def test_rows_of_a_run_across_pages_all_once(graph_conn: EmulatorAdmin) -> None:
     assert list(hook.paginate(f"{ACT}/insights", {**params, "time_range": JAN}, page_size=25)) == rows
 
     async def rows_async() -> list[dict[str, Any]]:
-        async with AsyncHook() as ahook:
-            return [row async for row in ahook.aiter_report_rows(run_id, page_size=11)]
+        async with GraphAsyncHook() as ahook:
+            return [row async for row in ahook.iter_report_rows(run_id, page_size=11)]
 
     assert asyncio.run(rows_async()) == rows
 
 
 def test_async_twins_start_wait_and_read(graph_conn: EmulatorAdmin) -> None:
     graph_conn.config(insights_pace=500)
-    make_campaigns(Hook(), 2, account="act_77")
+    make_campaigns(GraphHook(), 2, account="act_77")
 
     async def walk() -> tuple[str, dict[str, Any], list[dict[str, Any]]]:
-        async with AsyncHook() as ahook:
-            run_id = await ahook.astart_insights_report(
+        async with GraphAsyncHook() as ahook:
+            run_id = await ahook.start_insights_report(
                 "77", {"level": "campaign", "date_preset": "yesterday"}
             )
             deadline = time.monotonic() + DEADLINE  # a safety net, not a timing assumption
-            while not report_run_done((runs := await ahook.aget_report_runs(run_id))[run_id]):
+            while not report_run_done((runs := await ahook.get_report_runs(run_id))[run_id]):
                 assert time.monotonic() < deadline, f"report run {run_id} did not end: {runs}"
                 await asyncio.sleep(0.01)
-            return run_id, runs[run_id], [row async for row in ahook.aiter_report_rows(run_id)]
+            return run_id, runs[run_id], [row async for row in ahook.iter_report_rows(run_id)]
 
     run_id, run, rows = asyncio.run(walk())
     yesterday = (dt.date(*time.gmtime()[:3]) - dt.timedelta(days=1)).isoformat()
@@ -150,7 +137,7 @@ def test_async_twins_start_wait_and_read(graph_conn: EmulatorAdmin) -> None:
 def test_job_failed_is_visible_and_its_rows_are_refused(graph_conn: EmulatorAdmin) -> None:
     graph_conn.config(insights_pace=500)
     graph_conn.fault("job_failed", count=1)
-    hook = Hook()
+    hook = GraphHook()
     failed = hook.start_insights_report(ACT, {"time_range": JAN})
     fine = hook.start_insights_report(ACT, {"time_range": JAN})
     runs = wait_runs(
@@ -195,12 +182,12 @@ def test_bad_input_is_refused_before_any_call(
     graph_conn: EmulatorAdmin, account: Any, params: Any, named: str
 ) -> None:
     with pytest.raises(GraphInputError, match=named.replace("(", r"\(")):
-        Hook().start_insights_report(account, params)
+        GraphHook().start_insights_report(account, params)
     assert graph_conn.http_calls() == 0
 
 
 def test_reads_of_a_throttled_accounts_runs_wait_for_its_block(graph_conn: EmulatorAdmin) -> None:
-    hook = Hook()
+    hook = GraphHook()
     account = "act_9191"
     run_id = hook.start_insights_report(account, {"date_preset": "today"})
     # The account's ads_insights use case is blocked for 4 "minutes" (4 x 0.05 s on both sides).
@@ -218,7 +205,7 @@ def test_reads_of_a_throttled_accounts_runs_wait_for_its_block(graph_conn: Emula
 @pytest.mark.parametrize("run_id", [["1", "2"], "", " ", "1/insights", "1,2", True, None])
 def test_a_bad_report_run_id_is_refused_before_any_call(graph_conn: EmulatorAdmin, run_id: Any) -> None:
     with pytest.raises(GraphInputError, match="report_run_id must be one report run id"):
-        list(Hook().iter_report_rows(run_id))
+        list(GraphHook().iter_report_rows(run_id))
     assert graph_conn.http_calls() == 0
 
 
@@ -244,3 +231,23 @@ def test_parameters_are_encoded_as_graph_reads_them() -> None:
         "time_ranges": '[{"since":"2025-02-01","until":"2025-02-02"}]',
         "use_unified_attribution_setting": "true",
     }
+
+
+@pytest.mark.parametrize(
+    ("since", "until", "halves"),
+    [
+        ("2025-03-01", "2025-03-02", (("2025-03-01", "2025-03-01"), ("2025-03-02", "2025-03-02"))),
+        ("2025-03-01", "2025-03-05", (("2025-03-01", "2025-03-03"), ("2025-03-04", "2025-03-05"))),
+        ("2025-02-27", "2025-03-02", (("2025-02-27", "2025-02-28"), ("2025-03-01", "2025-03-02"))),
+        ("2024-12-31", "2025-01-02", (("2024-12-31", "2025-01-01"), ("2025-01-02", "2025-01-02"))),
+    ],
+)
+def test_split_range_halves_cover_every_day_once(
+    since: str, until: str, halves: tuple[tuple[str, str], tuple[str, str]]
+) -> None:
+    assert split_range(since, until) == halves
+
+
+def test_a_single_day_cannot_be_split() -> None:
+    with pytest.raises(ValueError, match="cannot split a range of 1 day"):
+        split_range("2025-03-01", "2025-03-01")

@@ -1,0 +1,108 @@
+"""Deferrable waiting on insights report runs (``AdReportRun``).
+
+:class:`AsyncReportRunTrigger` waits on the shared poller (:mod:`airflow_fb_async.waiting.poller`):
+every report-run trigger of a loop that shares a connection and API version is read in the same
+rounds, 50 runs per multi-id call (``GET /?ids=...``, fields ``async_status``,
+``async_percent_completion``, ``account_id`` and the dates), finished runs are not read again, and
+throttling and transient errors are ridden out with one shared back-off. Each trigger fires
+exactly one event, in the vocabulary of every waiter of this package::
+
+    {"status": "success" | "error" | "timeout", "message": str,
+     "report_runs": {report_run_id: {"account_id", "async_status", "async_percent_completion",
+                                     "date_start", "date_stop"}}}
+
+``success`` means every run finished (``Job Completed`` at 100 %, ``Job Failed`` or ``Job
+Skipped``), or (``return_on_failure``, the default) that at least one run failed or was skipped:
+the operator starts it again or splits it at once instead of waiting for the slowest account.
+The rules live in :mod:`airflow_fb_async.waiting.report_runs`; this module stays light, because a
+triggerer imports it on its event loop: the rest is imported in a worker thread when the trigger runs.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING, Any
+
+from airflow.triggers.base import BaseTrigger, TriggerEvent
+
+from airflow_fb_async.waiting import import_off_loop
+from airflow_fb_async.waiting.ids import normalize_ids
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncIterator
+
+#: What a running trigger needs beyond this module: imported in a worker thread, not on the loop.
+WAIT_MODULE = "airflow_fb_async.waiting.report_runs"
+
+
+class AsyncReportRunTrigger(BaseTrigger):
+    """Wait until insights report runs finish (completed, failed or skipped).
+
+    :param report_run_ids: the report run ids (one id or a list of digit strings).
+    :param graph_conn_id: the Graph connection.
+    :param api_version: Graph API version (default: the connection's).
+    :param poll_interval: seconds between reads of this trigger's runs at most (shared rounds may
+        read them more often, never less).
+    :param end_time: absolute unix time after which a ``timeout`` event fires; None waits forever.
+    :param return_on_failure: fire as soon as one run failed or was skipped (default), so it can be
+        started again at once; False waits until every run finished.
+    """
+
+    def __init__(
+        self,
+        report_run_ids: list[str] | str,
+        graph_conn_id: str = "facebook_graph_default",
+        api_version: str | None = None,
+        poll_interval: float = 30.0,
+        end_time: float | None = None,
+        return_on_failure: bool = True,
+    ) -> None:
+        super().__init__()
+        self.report_run_ids = normalize_ids(report_run_ids, "report_run_ids", "report run id")
+        self.graph_conn_id = graph_conn_id
+        self.api_version = api_version
+        self.poll_interval = float(poll_interval)
+        if self.poll_interval < 0:
+            raise ValueError("poll_interval must be >= 0")
+        self.end_time = float(end_time) if end_time is not None else None
+        self.return_on_failure = bool(return_on_failure)
+
+    def serialize(self) -> tuple[str, dict[str, Any]]:
+        return (
+            f"{type(self).__module__}.{type(self).__qualname__}",
+            {
+                "report_run_ids": list(self.report_run_ids),
+                "graph_conn_id": self.graph_conn_id,
+                "api_version": self.api_version,
+                "poll_interval": self.poll_interval,
+                "end_time": self.end_time,
+                "return_on_failure": self.return_on_failure,
+            },
+        )
+
+    async def run(self) -> AsyncIterator[TriggerEvent]:
+        await import_off_loop(WAIT_MODULE)
+        from airflow_fb_async.waiting.report_runs import wait_report_runs  # loaded: a lookup
+
+        self.log.info(
+            "Waiting on %d insights report run(s) (poll every %.1fs%s)",
+            len(self.report_run_ids),
+            self.poll_interval,
+            "" if self.end_time is None else f", until unix time {self.end_time:.0f}",
+        )
+        if self.end_time is not None and self.end_time <= time.time():
+            from airflow_fb_async.waiting.report_runs import make_run_event
+
+            runs: dict[str, dict[str, Any]] = {rid: {} for rid in self.report_run_ids}
+            yield TriggerEvent(make_run_event("timeout", "end time passed before the first read", runs))
+            return
+        payload = await wait_report_runs(
+            self.report_run_ids,
+            self.log,
+            graph_conn_id=self.graph_conn_id,
+            api_version=self.api_version,
+            poll_interval=self.poll_interval,
+            end_time=self.end_time,
+            return_on_failure=self.return_on_failure,
+        )
+        yield TriggerEvent(payload)
