@@ -51,6 +51,8 @@ bench: install
 	$(PY) benchmarks/results.py
 	$(PY) benchmarks/file_pipeline.py
 	$(PY) benchmarks/trigger_loop.py
+	$(PY) benchmarks/insights.py
+	$(PY) benchmarks/batch_journal.py
 
 # A real deployment on this machine (PostgreSQL, Redis, Celery, two triggerers, two workers), with kills.
 # Its own venv (.venv-e2e) so the test venv stays lean; system packages via apt-get when missing.
