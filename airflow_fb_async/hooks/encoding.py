@@ -112,6 +112,28 @@ def quote_all(text: str) -> str:
     return _UNSAFE_ASCII_RE.sub(_escape, text) if text.isascii() else quote(text, safe="")
 
 
+#: Content type of a body built by :func:`encode_form`.
+FORM_CONTENT_TYPE = "application/x-www-form-urlencoded"
+
+
+def quote_form(text: str) -> str:
+    """``urllib.parse.quote_plus(text, safe="")``: a form field's key or value (space as ``+``).
+
+    ``%20`` only ever comes from a space in :func:`quote_all`'s output (a literal ``%`` is ``%25``).
+    """
+    return quote_all(text).replace("%20", "+")
+
+
+def encode_form(fields: Mapping[str, str]) -> bytes:
+    """A form body, byte for byte what ``requests`` sends for ``data=fields`` (``urlencode``).
+
+    ``requests`` walks the text a byte at a time in Python (urllib's quoter): on a 4 KB standard
+    batch field that is the biggest client cost of a call. The body may carry ``access_token`` (the
+    root POST): it goes on the wire only, like the form ``requests`` would have built.
+    """
+    return "&".join(f"{quote_form(key)}={quote_form(value)}" for key, value in fields.items()).encode("ascii")
+
+
 def quote_keeping_references(text: str) -> str:
     """Percent-encode ``text`` for a form body, leaving ``{result=NAME:$.path}`` tokens verbatim.
 
