@@ -11,11 +11,11 @@ from __future__ import annotations
 import json
 import re
 from typing import Any
-from urllib.parse import quote_plus, urlencode
+from urllib.parse import quote, quote_plus, urlencode
 
 import pytest
 
-from airflow_fb_async.hooks.encoding import encode_form, quote_form
+from airflow_fb_async.hooks.encoding import encode_form, quote_all, quote_form
 from airflow_fb_async.hooks.graph import GraphHook
 from airflow_fb_async.hooks.throttle import accounts_in
 
@@ -30,8 +30,14 @@ TRICKY = [
 ]
 
 
+# Long texts take the str.replace path: every ASCII character, escapes next to each other, a
+# standard batch's JSON.
+TRICKY += [text * 40 for text in TRICKY if text] + ["%+ " * 100, " +%" * 100, "a" * 129, "%" * 129]
+
+
 @pytest.mark.parametrize("text", TRICKY)
-def test_quote_form_is_urllib_quote_plus(text: str) -> None:
+def test_fast_quotes_are_urllib_quotes(text: str) -> None:
+    assert quote_all(text) == quote(text, safe="")
     assert quote_form(text) == quote_plus(text, safe="")
 
 
