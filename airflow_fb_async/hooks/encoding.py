@@ -98,18 +98,66 @@ def encode_fields(values: Mapping[str, Any] | str | None) -> dict[str, str]:
     return {str(k): encode_value(v, str(k)) for k, v in values.items() if v is not None}
 
 
-# quote(text, safe="") for ASCII text as one regex pass (urllib's quote walks the bytes in Python).
+# quote(text, safe="") for ASCII text without urllib's Python step per byte: one regex pass for
+# short text (a body key or value), one C-speed str.replace per distinct unsafe character for long
+# text (a standard batch's JSON, where a regex callback would run on every other character).
 _UNSAFE_ASCII_RE = re.compile(r"[^A-Za-z0-9_.~-]")
 _ESCAPES = {chr(c): f"%{c:02X}" for c in range(128)}
+# (unsafe character, escape) pairs, ``%`` first and ``+`` second: later replacements write ``%``
+# (and ``+`` for a form's space), which must not be escaped again.
+_UNSAFE_ESCAPES = sorted(
+    ((ch, esc) for ch, esc in _ESCAPES.items() if _UNSAFE_ASCII_RE.match(ch)),
+    key=lambda pair: pair[0] not in "%+",
+)
+_FORM_ESCAPES = [(ch, "+" if ch == " " else esc) for ch, esc in _UNSAFE_ESCAPES]
+_LONG_TEXT = 128
 
 
 def _escape(match: re.Match[str]) -> str:
     return _ESCAPES[match.group()]
 
 
+def _escape_by_replace(text: str, escapes: list[tuple[str, str]]) -> str:
+    """Percent-encode ASCII ``text``: one ``str.replace`` per unsafe character present (a
+    single-character ``in`` is a C ``memchr``: checking all 62 costs less than one regex pass)."""
+    for ch, esc in escapes:
+        if ch in text:
+            text = text.replace(ch, esc)
+    return text
+
+
 def quote_all(text: str) -> str:
-    """``urllib.parse.quote(text, safe="")``, faster for ASCII text (the usual body key and value)."""
-    return _UNSAFE_ASCII_RE.sub(_escape, text) if text.isascii() else quote(text, safe="")
+    """``urllib.parse.quote(text, safe="")``, faster for ASCII text (every body key and value, the
+    batch text)."""
+    if not text.isascii():
+        return quote(text, safe="")
+    if len(text) > _LONG_TEXT:
+        return _escape_by_replace(text, _UNSAFE_ESCAPES)
+    return _UNSAFE_ASCII_RE.sub(_escape, text)
+
+
+#: Content type of a body built by :func:`encode_form`.
+FORM_CONTENT_TYPE = "application/x-www-form-urlencoded"
+
+
+def quote_form(text: str) -> str:
+    """``urllib.parse.quote_plus(text, safe="")``: a form field's key or value (space as ``+``).
+
+    ``%20`` only ever comes from a space in :func:`quote_all`'s output (a literal ``%`` is ``%25``).
+    """
+    if len(text) > _LONG_TEXT and text.isascii():
+        return _escape_by_replace(text, _FORM_ESCAPES)
+    return quote_all(text).replace("%20", "+")
+
+
+def encode_form(fields: Mapping[str, str]) -> bytes:
+    """A form body, byte for byte what ``requests`` sends for ``data=fields`` (``urlencode``).
+
+    ``requests`` walks the text a byte at a time in Python (urllib's quoter): on a 4 KB standard
+    batch field that is the biggest client cost of a call. The body may carry ``access_token`` (the
+    root POST): it goes on the wire only, like the form ``requests`` would have built.
+    """
+    return "&".join(f"{quote_form(key)}={quote_form(value)}" for key, value in fields.items()).encode("ascii")
 
 
 def quote_keeping_references(text: str) -> str:

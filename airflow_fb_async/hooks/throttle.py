@@ -52,7 +52,8 @@ USAGE_TTL_SECONDS = 60.0
 #: Default cap (seconds) of any throttle wait, whatever Graph announces (conn extra ``max_throttle_wait``).
 MAX_THROTTLE_WAIT = 3600.0
 
-_ACT_RE = re.compile(r"\bact_(\d+)")
+_ACT_DIGITS_RE = re.compile(r"\d+")
+_WORD_RE = re.compile(r"\w")
 
 
 def account_key(account_id: str | int) -> str:
@@ -67,9 +68,15 @@ def accounts_in(*texts: str | None) -> list[str]:
     for text in texts:
         if not text:
             continue
-        for match in _ACT_RE.finditer(text):
-            if match.group(1) not in found:
-                found.append(match.group(1))
+        # ``\bact_(\d+)`` by hand: str.find skips to each "act_" at C speed, where the regex walks
+        # every position of a 4 KB batch text in its engine (hot: once per batch call).
+        pos = text.find("act_")
+        while pos >= 0:
+            digits = _ACT_DIGITS_RE.match(text, pos + 4)
+            at_boundary = pos == 0 or not _WORD_RE.match(text, pos - 1)
+            if digits is not None and at_boundary and digits.group() not in found:
+                found.append(digits.group())
+            pos = text.find("act_", pos + 4)
     return found
 
 
