@@ -205,6 +205,11 @@ def _files_arg(files: Mapping[str, tuple[str, bytes, str | None]] | None) -> dic
     return {k: (n, b, t) if t else (n, b) for k, (n, b, t) in files.items()}
 
 
+def _keep_headers(request: requests.PreparedRequest) -> requests.PreparedRequest:
+    """A requests auth that changes nothing (see ``GraphHook.get_conn``)."""
+    return request
+
+
 class _GraphHookBase(BaseHook):
     """What both hooks share: connection attributes, config, scrubbing, high-level param building."""
 
@@ -338,6 +343,10 @@ class GraphHook(InsightsMixin, _GraphHookBase):
             with self._lock:
                 if self._session is None:
                     session = requests.Session()
+                    # The token travels in the Authorization header the core sets. Without an auth
+                    # of its own, requests would apply a ~/.netrc entry for the host as Basic auth
+                    # and overwrite that header; a no-op auth keeps netrc out.
+                    session.auth = _keep_headers
                     # total=0 and read=False: urllib3 must never resend on its own. The retry
                     # policy above decides, knowing whether the request may have taken effect.
                     adapter = HTTPAdapter(
