@@ -16,8 +16,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from airflow.sdk import BaseOperator
-
+from airflow_fb_async._compat import BaseOperator
 from airflow_fb_async.exceptions import GraphBatchError
 from airflow_fb_async.hooks.batch import entry_failed, validate_requests
 from airflow_fb_async.hooks.graph import GraphHook
@@ -25,8 +24,7 @@ from airflow_fb_async.literals import parse_rendered_list
 from airflow_fb_async.operators.task_state import journal_from_context
 
 if TYPE_CHECKING:
-    from airflow.sdk import Context
-
+    from airflow_fb_async._compat import Context
     from airflow_fb_async.hooks.batch_journal import BatchJournal
 
 # How many failing entries the task error lists (all of them are on the exception's ``failures``).

@@ -32,8 +32,7 @@ from collections.abc import Generator, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, cast
 
-from airflow.sdk import BaseOperator, ObjectStoragePath
-
+from airflow_fb_async._compat import BaseOperator, ObjectStoragePath, get_hook_lineage_collector
 from airflow_fb_async.exceptions import AsyncRequestSetError, GraphInputError
 from airflow_fb_async.exceptions import TooManyResultsError as TooManyResultsError
 from airflow_fb_async.hooks.graph import GraphHook
@@ -48,7 +47,7 @@ from airflow_fb_async.literals import is_empty_list, parse_literal
 from airflow_fb_async.triggers.async_request_set import normalize_ids
 
 if TYPE_CHECKING:
-    from airflow.sdk import Context, XComArg
+    from airflow_fb_async._compat import Context, XComArg
 
 #: Fields always read from the ``requests`` edge.
 BASE_FIELDS = ("id", "status", "result")
@@ -544,8 +543,6 @@ def _open_binary_for_write(path: Path | ObjectStoragePath) -> IO[bytes]:
 
 def _record_output_lineage(path: ObjectStoragePath) -> None:
     try:
-        from airflow.sdk.lineage import get_hook_lineage_collector
-
         get_hook_lineage_collector().add_output_asset(context=path, uri=str(path))
     except Exception:  # lineage is best effort; never fail a finished write over it
         pass

@@ -6,9 +6,7 @@ import time
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
-from airflow.sdk import BaseSensorOperator, PokeReturnValue
-from airflow.sdk.configuration import conf
-
+from airflow_fb_async._compat import BaseSensorOperator, PokeReturnValue, conf
 from airflow_fb_async.exceptions import AsyncRequestSetError
 from airflow_fb_async.literals import is_empty_list
 from airflow_fb_async.triggers.async_request_set import (
@@ -26,7 +24,7 @@ from airflow_fb_async.triggers.async_request_set import (
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
-    from airflow.sdk import Context
+    from airflow_fb_async._compat import Context
 
 
 class AsyncRequestSetSensor(BaseSensorOperator):

@@ -20,8 +20,7 @@ import time
 from collections.abc import AsyncIterator, Iterable, Mapping
 from typing import Any
 
-from airflow.triggers.base import BaseTrigger, TriggerEvent
-
+from airflow_fb_async._compat import BaseTrigger, TriggerEvent
 from airflow_fb_async.exceptions import AsyncRequestSetError, GraphAPIError, GraphInputError
 from airflow_fb_async.hooks.statuses import SET_COUNT_FIELDS, set_count, set_is_completed
 from airflow_fb_async.literals import parse_literal
