@@ -47,6 +47,7 @@ from airflow_fb_async._compat import (
     mask_secret,
 )
 from airflow_fb_async.exceptions import FacebookGraphError, GraphAPIError, GraphInputError
+from airflow_fb_async.hooks import connection_form
 from airflow_fb_async.hooks._core import (
     CONN_TYPE,
     DEFAULT_CONN_ID,
@@ -291,6 +292,10 @@ class GraphHook(_GraphHookBase):
     :param sleep: injectable sleep function (tests use a fake clock).
     :param rng: injectable ``uniform(a, b)`` for the backoff jitter.
     """
+
+    # The connection form of Airflow 2.x, 3.0 and 3.1 (3.2+ reads the provider info instead).
+    get_connection_form_widgets = staticmethod(connection_form.get_connection_form_widgets)
+    get_ui_field_behaviour = staticmethod(connection_form.get_ui_field_behaviour)
 
     def __init__(
         self,
