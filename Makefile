@@ -5,7 +5,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install lint typecheck pytest test demo demo-all chaos bench clean
+.PHONY: install lint typecheck pytest test compat compat-quick demo demo-all chaos bench clean
 
 $(STAMP): pyproject.toml constraints.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -24,8 +24,17 @@ typecheck: install
 pytest: install
 	$(PY) scripts/run_pytest.py $(PYTEST_ARGS)
 
-# The whole suite: lint, types, tests (including the quick chaos profile).
-test: lint typecheck pytest
+# The whole suite: lint, types, tests (including the quick chaos profile), and the built wheel on
+# Airflow 2.11 and on Python 3.10 / 3.13 (one example each; venvs cached under .compat/).
+test: lint typecheck pytest compat-quick
+
+# The built wheel in fresh venvs: Airflow 2.11 (with a test subset), Python 3.10 and 3.13 (Airflow
+# 3.3), every example DAG through `airflow dags test` against the emulator. Prints a table.
+compat: install
+	$(PY) scripts/compat_check.py
+
+compat-quick: install
+	$(PY) scripts/compat_check.py --quick
 
 # Start the emulator, run the main example DAG with `airflow dags test`, print a summary.
 demo: install
@@ -44,4 +53,4 @@ bench: install
 	$(PY) benchmarks/results.py
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .compat .pytest_cache .mypy_cache .ruff_cache
