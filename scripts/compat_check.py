@@ -76,6 +76,7 @@ class Env:
     extra: tuple[str, ...] = ()
     pytest_subset: tuple[str, ...] = ()
     results: dict[str, str] = field(default_factory=dict)
+    transcript: list[tuple[str, str]] = field(default_factory=list)  # (command, its last line)
 
     @property
     def path(self) -> Path:
@@ -97,7 +98,9 @@ class CheckFailed(Exception):
 
 
 def log(message: str) -> None:
-    print(f"[compat {time.strftime('%H:%M:%S')}] {message}", flush=True)
+    """One progress line (one write, so lines from parallel environments do not interleave)."""
+    sys.stdout.write(f"[compat {time.strftime('%H:%M:%S')}] {message}\n")
+    sys.stdout.flush()
 
 
 def run(
@@ -237,6 +240,7 @@ def check_imports(env: Env, workdir: Path) -> str:
 def check_hooks(env: Env, aenv: dict[str, str]) -> str:
     out = run([env.bin("airflow"), "providers", "hooks"], env=aenv)
     line = next((ln for ln in out.splitlines() if "airflow_fb_async.hooks.graph.GraphHook" in ln), None)
+    env.transcript.append(("airflow providers hooks", " ".join((line or "").split())))
     if line is None or "facebook_graph" not in line:
         raise CheckFailed(f"GraphHook not listed by `airflow providers hooks`:\n{out[-2000:]}")
     if re.search(r"Traceback|Exception when importing|Error", out):
@@ -246,6 +250,8 @@ def check_hooks(env: Env, aenv: dict[str, str]) -> str:
 
 def check_example(env: Env, aenv: dict[str, str], dag_id: str) -> str:
     out = run([env.bin("airflow"), "dags", "test", dag_id], env=aenv, timeout=600)
+    last = [ln for ln in out.splitlines() if ln.strip()][-1]
+    env.transcript.append((f"airflow dags test {dag_id}", last))
     if TOKEN in out:
         raise CheckFailed(f"{dag_id}: the access token appears in the output")
     if dag_id == "example_fb_async_ad_creation" and not DEFERRED_RE.search(out):
@@ -333,6 +339,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     failed = [e for e in envs if "FAILED" in e.results]
     for env in failed:
         print(f"\n{env.name} FAILED:\n{env.results['FAILED']}")
+    for env in envs:
+        print(f"\n{env.name}: commands and their last lines")
+        for command, last in env.transcript:
+            state = re.search(r"\bstate=(\w+)", last)
+            shown = f"{last[:110]} ... state={state.group(1)}" if state and len(last) > 160 else last
+            print(f"  $ {command}\n    {shown}")
     print(f"\ncompat checks took {time.monotonic() - started:.0f}s")
     print(f"compat: {len(envs) - len(failed)} passed, {len(failed)} failed")
     return 1 if failed else 0
