@@ -5,7 +5,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install lint typecheck pytest test stress demo demo-all chaos bench clean e2e
+.PHONY: install lint typecheck pytest test compat compat-quick stress demo demo-all chaos bench clean e2e
 
 $(STAMP): pyproject.toml constraints.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -24,8 +24,17 @@ typecheck: install
 pytest: install
 	$(PY) scripts/run_pytest.py $(PYTEST_ARGS)
 
-# The whole suite: lint, types, tests (including the quick chaos profile).
-test: lint typecheck pytest
+# The whole suite: lint, types, tests (including the quick chaos profile), and the built wheel on
+# Airflow 2.11 and on Python 3.10 / 3.13 (one example each; venvs cached under .compat/).
+test: lint typecheck pytest compat-quick
+
+# The built wheel in fresh venvs: Airflow 2.11 (with a test subset), Python 3.10 and 3.13 (Airflow
+# 3.3), every example DAG through `airflow dags test` against the emulator. Prints a table.
+compat: install
+	$(PY) scripts/compat_check.py
+
+compat-quick: install
+	$(PY) scripts/compat_check.py --quick
 
 # The pytest suite N times in a row beside two CPU-bound processes; prints one line per run and
 # `k/N passed`, fails unless all passed. Logs in .stress/. A subset: STRESS_ARGS="tests/triggers".
@@ -71,4 +80,4 @@ e2e: $(E2E_STAMP)
 	$(E2E_VENV)/bin/python scripts/e2e/run.py $(E2E_ARGS)
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .stress
+	rm -rf $(VENV) .compat .pytest_cache .mypy_cache .ruff_cache .stress

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from airflow.sdk.exceptions import AirflowException, AirflowFailException
+from airflow_fb_async._compat import AirflowException, AirflowFailException
 
 
 class FacebookGraphError(AirflowException):

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from airflow_fb_async.hooks.connection_form import provider_conn_fields, provider_ui_field_behaviour
+
 
 def get_provider_info() -> dict[str, Any]:
     return {
@@ -55,41 +57,8 @@ def get_provider_info() -> dict[str, Any]:
                 "hook-class-name": "airflow_fb_async.hooks.graph.GraphHook",
                 "hook-name": "Facebook Graph API",
                 "connection-type": "facebook_graph",
-                "ui-field-behaviour": {
-                    "hidden-fields": ["schema", "port", "login"],
-                    "relabeling": {"host": "Graph API base URL", "password": "Access token"},
-                    "placeholders": {
-                        "host": "https://graph.facebook.com",
-                        "password": "EAAB... (system user token)",
-                    },
-                },
-                "conn-fields": {
-                    "api_version": {
-                        "label": "API version",
-                        "description": "Graph API version used in every path, e.g. v25.0.",
-                        "schema": {"type": ["string", "null"], "default": "v25.0"},
-                    },
-                    "app_secret": {
-                        "label": "App secret",
-                        "description": "When set, every call carries appsecret_proof.",
-                        "schema": {"type": ["string", "null"], "format": "password"},
-                    },
-                    "timeout": {
-                        "label": "Timeout (seconds)",
-                        "description": "Per-call connect/read timeout.",
-                        "schema": {"type": ["number", "null"], "default": 60},
-                    },
-                    "max_retries": {
-                        "label": "Max retries",
-                        "description": "Retries of transient errors, 5xx and throttling.",
-                        "schema": {"type": ["integer", "null"], "default": 5},
-                    },
-                    "throttle_threshold": {
-                        "label": "Throttle threshold (%)",
-                        "description": "Slow down when a usage header reaches this percentage.",
-                        "schema": {"type": ["number", "null"], "default": 90},
-                    },
-                },
+                "ui-field-behaviour": provider_ui_field_behaviour(),
+                "conn-fields": provider_conn_fields(),
             }
         ],
     }

@@ -21,8 +21,7 @@ import uuid
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, cast
 
-from airflow.sdk import ObjectStoragePath
-
+from airflow_fb_async._compat import ObjectStoragePath, get_hook_lineage_collector
 from airflow_fb_async.exceptions import GraphInputError
 
 if TYPE_CHECKING:
@@ -122,8 +121,6 @@ def record_output_lineage(path: StoragePath) -> None:
     if not isinstance(path, ObjectStoragePath):
         return
     try:
-        from airflow.sdk.lineage import get_hook_lineage_collector
-
         get_hook_lineage_collector().add_output_asset(context=path, uri=str(path))
     except Exception:  # lineage is best effort; never fail a finished write over it
         pass

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import pendulum
-from airflow.sdk import DAG, Param, task
+from airflow.providers.common.compat.sdk import DAG, Param, task  # airflow.sdk's, or 2.x homes on 2.11
 
 from airflow_fb_async.operators.batch import GraphBatchOperator
 from airflow_fb_async.operators.insights import InsightsReportOperator

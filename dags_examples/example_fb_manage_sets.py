@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 import pendulum
-from airflow.sdk import DAG, Param, task
+from airflow.providers.common.compat.sdk import DAG, Param, task  # airflow.sdk's, or 2.x homes on 2.11
 
 from airflow_fb_async.hooks.graph import GraphHook
 from airflow_fb_async.operators.async_batch import (

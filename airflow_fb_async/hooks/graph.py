@@ -35,12 +35,19 @@ import certifi
 import httpx
 import requests
 import urllib3.exceptions
-from airflow.sdk import BaseHook
 from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 from urllib3.util.ssl_match_hostname import CertificateError as HostnameMismatchError
 
+from airflow_fb_async._compat import (
+    BaseHook,
+    amask_secret,
+    get_async_connection,
+    get_async_extra_dejson,
+    mask_secret,
+)
 from airflow_fb_async.exceptions import FacebookGraphError, GraphAPIError, GraphInputError
+from airflow_fb_async.hooks import connection_form
 from airflow_fb_async.hooks._core import (
     CONN_TYPE,
     DEFAULT_CONN_ID,
@@ -72,8 +79,7 @@ from airflow_fb_async.hooks.insights import AsyncInsightsMixin, InsightsMixin
 if TYPE_CHECKING:
     from types import TracebackType
 
-    from airflow.sdk import Connection
-
+    from airflow_fb_async._compat import Connection
     from airflow_fb_async.hooks.batch_journal import BatchJournal
     from airflow_fb_async.hooks.throttle import ThrottleState
 
@@ -87,21 +93,12 @@ install_library_log_filter()
 
 def _mask(config: GraphConfig) -> None:
     """Register the secrets with Airflow's masker (task logs, supervisor)."""
-    try:
-        from airflow.sdk.log import mask_secret
-    except ImportError:  # pragma: no cover - older SDKs
-        return
     for secret in (config.token, config.app_secret):
         if secret:
             mask_secret(secret)
 
 
 async def _amask(config: GraphConfig) -> None:
-    try:
-        from airflow.sdk.log import amask_secret
-    except ImportError:  # pragma: no cover - older SDKs
-        _mask(config)
-        return
     for secret in (config.token, config.app_secret):
         if secret:
             await amask_secret(secret)
@@ -302,6 +299,10 @@ class GraphHook(InsightsMixin, _GraphHookBase):
     :param sleep: injectable sleep function (tests use a fake clock).
     :param rng: injectable ``uniform(a, b)`` for the backoff jitter.
     """
+
+    # The connection form of Airflow 2.x, 3.0 and 3.1 (3.2+ reads the provider info instead).
+    get_connection_form_widgets = staticmethod(connection_form.get_connection_form_widgets)
+    get_ui_field_behaviour = staticmethod(connection_form.get_ui_field_behaviour)
 
     def __init__(
         self,
@@ -682,8 +683,8 @@ class GraphAsyncHook(AsyncInsightsMixin, _GraphHookBase):
     async def aget_core(self) -> GraphCore:
         """The sans-IO core; reads the connection asynchronously on first use."""
         if self._core is None:
-            conn = await self.aget_connection(self.graph_conn_id)
-            extra = await conn.aextra_dejson()
+            conn = await get_async_connection(self.graph_conn_id, self)
+            extra = await get_async_extra_dejson(conn)
             config = _config_from_conn(conn, extra, self._api_version_override)
             await _amask(config)
             if self._core is None:

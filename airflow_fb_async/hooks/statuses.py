@@ -6,8 +6,9 @@ Graph's docs, its SDK and its answers spell statuses differently (``initial``, `
 
 from __future__ import annotations
 
-from enum import StrEnum
 from typing import TYPE_CHECKING
+
+from airflow_fb_async._compat import StrEnum
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Mapping

@@ -8,9 +8,7 @@ from datetime import timedelta
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
-from airflow.sdk import BaseOperator
-from airflow.sdk.configuration import conf
-
+from airflow_fb_async._compat import BaseOperator, conf
 from airflow_fb_async.exceptions import (
     FacebookGraphError,
     GraphAPIError,
@@ -36,8 +34,7 @@ from airflow_fb_async.waiting.sets import SetWait, cancel_sets, settle
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
 
-    from airflow.sdk import Context
-
+    from airflow_fb_async._compat import Context
     from airflow_fb_async.hooks.graph import GraphHook
     from airflow_fb_async.hooks.request_set_plan import RequestSetPlan
 

@@ -20,8 +20,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from airflow.sdk import BaseOperator
-
+from airflow_fb_async._compat import BaseOperator
 from airflow_fb_async.exceptions import GraphBatchError, GraphInputError
 from airflow_fb_async.hooks.batch import entry_failed, validate_requests
 from airflow_fb_async.hooks.graph import GraphHook
@@ -32,8 +31,7 @@ from airflow_fb_async.operators.file_batch import run_file_batch, scan_batch_fil
 from airflow_fb_async.operators.task_state import journal_from_context
 
 if TYPE_CHECKING:
-    from airflow.sdk import Context
-
+    from airflow_fb_async._compat import Context
     from airflow_fb_async.hooks.batch_journal import BatchJournal
     from airflow_fb_async.operators._files import FileScan
 

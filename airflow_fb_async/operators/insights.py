@@ -26,9 +26,7 @@ from dataclasses import replace
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any, cast
 
-from airflow.sdk import BaseOperator, ObjectStoragePath
-from airflow.sdk.configuration import conf
-
+from airflow_fb_async._compat import BaseOperator, ObjectStoragePath, conf
 from airflow_fb_async.exceptions import GraphInputError, InsightsReportError, TooManyResultsError
 from airflow_fb_async.hooks.insights import account_digits, insights_params
 from airflow_fb_async.hooks.insights_plan import ReportJob, jobs_from_json, jobs_to_json, settle
@@ -41,8 +39,7 @@ from airflow_fb_async.waiting.report_runs import RUN_FIELDS, run_event_result
 if TYPE_CHECKING:
     import os
 
-    from airflow.sdk import Context, XComArg
-
+    from airflow_fb_async._compat import Context, XComArg
     from airflow_fb_async.hooks.graph import GraphHook
 
 #: XCom key of the plan (the runs being waited on) while the task is deferred.

@@ -29,8 +29,7 @@ from collections import Counter
 from collections.abc import Generator, Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any, cast
 
-from airflow.sdk import BaseOperator, ObjectStoragePath
-
+from airflow_fb_async._compat import BaseOperator, ObjectStoragePath
 from airflow_fb_async.exceptions import AsyncRequestSetError, GraphInputError
 from airflow_fb_async.exceptions import TooManyResultsError as TooManyResultsError
 from airflow_fb_async.hooks.graph import GraphHook
@@ -48,7 +47,7 @@ from airflow_fb_async.waiting.ids import normalize_ids
 if TYPE_CHECKING:
     import os
 
-    from airflow.sdk import Context, XComArg
+    from airflow_fb_async._compat import Context, XComArg
 
 #: Fields always read from the ``requests`` edge.
 BASE_FIELDS = ("id", "status", "result")

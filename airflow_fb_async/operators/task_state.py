@@ -41,8 +41,7 @@ import zlib
 from collections.abc import Mapping, Sequence
 from typing import Any, Protocol
 
-from airflow.sdk.exceptions import AirflowFailException
-
+from airflow_fb_async._compat import AirflowFailException
 from airflow_fb_async.exceptions import FacebookGraphError
 
 #: Store key of the journal head (part keys are ``f"{KEY}.{digest}"``).

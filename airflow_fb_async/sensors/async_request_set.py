@@ -6,9 +6,7 @@ import time
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
-from airflow.sdk import BaseSensorOperator, PokeReturnValue
-from airflow.sdk.configuration import conf
-
+from airflow_fb_async._compat import BaseSensorOperator, PokeReturnValue, conf
 from airflow_fb_async.literals import is_empty_list
 from airflow_fb_async.triggers.async_request_set import AsyncRequestSetTrigger
 from airflow_fb_async.waiting.events import event_result
@@ -18,7 +16,7 @@ from airflow_fb_async.waiting.sets import SetWait, cancel_sets, settle
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
-    from airflow.sdk import Context
+    from airflow_fb_async._compat import Context
 
 
 class AsyncRequestSetSensor(BaseSensorOperator):

@@ -16,12 +16,10 @@ are imported in a worker thread when the trigger starts.
 
 from __future__ import annotations
 
-import asyncio
 import time
 from typing import TYPE_CHECKING, Any
 
-from airflow.triggers.base import BaseTrigger, TriggerEvent
-
+from airflow_fb_async._compat import BaseTrigger, TriggerEvent, timeout
 from airflow_fb_async.waiting import HOOK_MODULE, import_off_loop
 from airflow_fb_async.waiting.ids import normalize_set_ids
 
@@ -115,7 +113,7 @@ class AsyncRequestSetTrigger(BaseTrigger):
                 try:
                     # Not asyncio.wait_for: on 3.11 it swallows a cancellation that lands as the
                     # round arrives, and a cancelled (reassigned) trigger would go on polling.
-                    async with asyncio.timeout(left):
+                    async with timeout(left):
                         got = await member.next_round()
                 except TimeoutError:
                     return wait.timeout_event()

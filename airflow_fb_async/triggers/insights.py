@@ -23,8 +23,7 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING, Any
 
-from airflow.triggers.base import BaseTrigger, TriggerEvent
-
+from airflow_fb_async._compat import BaseTrigger, TriggerEvent
 from airflow_fb_async.waiting import import_off_loop
 from airflow_fb_async.waiting.ids import normalize_ids
 

@@ -52,6 +52,7 @@ from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
+from airflow_fb_async._compat import timeout
 from airflow_fb_async.exceptions import GraphAuthError
 from airflow_fb_async.waiting import HOOK_MODULE, import_off_loop
 from airflow_fb_async.waiting.errors import MIN_BACKOFF_BASE, is_retryable, nonexistent_ids, retry_delay
@@ -249,7 +250,7 @@ class SharedPoller:
                 if start_at > now:
                     self._wakeup.clear()
                     try:
-                        async with asyncio.timeout(None if start_at == math.inf else start_at - now):
+                        async with timeout(None if start_at == math.inf else start_at - now):
                             await self._wakeup.wait()
                     except TimeoutError:
                         pass

@@ -19,11 +19,11 @@ Deciding what to do with a failed run is the operator's (:mod:`airflow_fb_async.
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
+from airflow_fb_async._compat import timeout
 from airflow_fb_async.exceptions import InsightsReportError
 from airflow_fb_async.hooks.insights import JOB_FAILED_STATUSES, report_run_done
 from airflow_fb_async.waiting.errors import describe_error
@@ -142,7 +142,7 @@ async def wait_report_runs(
                 return event("timeout", f"end time passed; {describe_runs(summarize_runs(latest))}")
             try:
                 # asyncio.timeout, not wait_for: a cancellation landing with the round is not swallowed.
-                async with asyncio.timeout(left):
+                async with timeout(left):
                     got = await member.next_round()
             except TimeoutError:
                 return event("timeout", f"end time passed; {describe_runs(summarize_runs(latest))}")

@@ -287,8 +287,7 @@ def test_wait_fails_on_request_errors(graph_conn: Any) -> None:
 
 
 def test_deferrable_defers_to_the_trigger_then_completes(graph_conn: Any) -> None:
-    from airflow.sdk.exceptions import TaskDeferred
-
+    from airflow_fb_async._compat import TaskDeferred
     from airflow_fb_async.triggers.async_request_set import AsyncRequestSetTrigger
 
     graph_conn.config(async_pace=0)

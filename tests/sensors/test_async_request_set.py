@@ -10,8 +10,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from airflow.sdk.exceptions import TaskDeferred
 
+from airflow_fb_async._compat import TaskDeferred
 from airflow_fb_async.exceptions import AsyncRequestSetError, GraphInputError
 from airflow_fb_async.sensors.async_request_set import AsyncRequestSetSensor
 from airflow_fb_async.triggers.async_request_set import AsyncRequestSetTrigger
