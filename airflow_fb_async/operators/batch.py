@@ -28,7 +28,7 @@ from airflow_fb_async.jsonl import JsonlWriter, StoragePath, storage_path
 from airflow_fb_async.literals import parse_rendered_list
 from airflow_fb_async.operators._files import exactly_one, read_window
 from airflow_fb_async.operators.file_batch import run_file_batch, scan_batch_file
-from airflow_fb_async.operators.task_state import journal_from_context
+from airflow_fb_async.operators.task_state import journal_from_context, refuse_blind_resend
 
 if TYPE_CHECKING:
     from airflow_fb_async._compat import Context
@@ -134,6 +134,9 @@ class GraphBatchOperator(BaseOperator):
     :param fail_on_error: fail the task, after the whole batch ran, when any entry has code >= 400
         (or did not complete), naming the failing entries.
     :param max_concurrency: batch calls in flight at once.
+    :param resend_creates_without_state: on an Airflow without ``task_state_store`` (before 3.3) a
+        later try of the task cannot tell what an earlier try created, so by default it refuses,
+        before any HTTP call, to send a batch holding creates again; ``True`` sends it anyway.
     :param graph_conn_id: the ``facebook_graph`` connection. (templated)
     :param api_version: Graph API version, e.g. ``v25.0`` (default: the connection's). (templated)
     :param batch_options: extra engine options (``max_rounds``, ``max_ads_per_chunk``,
@@ -168,6 +171,7 @@ class GraphBatchOperator(BaseOperator):
         graph_conn_id: str = "facebook_graph_default",
         api_version: str | None = None,
         batch_options: dict[str, Any] | None = None,
+        resend_creates_without_state: bool = False,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -185,6 +189,7 @@ class GraphBatchOperator(BaseOperator):
         self.graph_conn_id = graph_conn_id
         self.api_version = api_version
         self.batch_options = dict(batch_options or {})
+        self.resend_creates_without_state = resend_creates_without_state
 
     def journal(self, context: Context, requests: Sequence[Any]) -> BatchJournal | None:
         """Where the batch records what it sent and what came back, for a later try of this task."""
@@ -230,6 +235,8 @@ class GraphBatchOperator(BaseOperator):
             self.log.info("No requests: nothing to send")
             return self._write(output, None, []) if output is not None else []
         journal = self.journal(context, requests)
+        if journal is None and not self.resend_creates_without_state:
+            refuse_blind_resend(context, validated)
         hook = GraphHook(graph_conn_id=self.graph_conn_id, api_version=self.api_version)
         self.log.info(
             "Running a standard batch of %d requests (max_concurrency=%d)",
@@ -332,7 +339,8 @@ class GraphBatchOperator(BaseOperator):
         retry = (
             "a retry of this task sends only what is not settled"
             if resumable
-            else "without a task state store a retry sends the whole batch again"
+            else "without a task state store a retry sends only reads and repeatable writes again "
+            "(a batch holding creates is refused unless resend_creates_without_state=True)"
         )
         text = (
             f"The batch stopped with {settled} of {len(results)} entries settled "

@@ -39,10 +39,13 @@ import logging
 import threading
 import zlib
 from collections.abc import Mapping, Sequence
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from airflow_fb_async._compat import AirflowFailException
 from airflow_fb_async.exceptions import FacebookGraphError
+
+if TYPE_CHECKING:
+    from airflow_fb_async.hooks.batch_validate import BatchEntry
 
 #: Store key of the journal head (part keys are ``f"{KEY}.{digest}"``).
 KEY = "fb_batch_journal"
@@ -251,3 +254,27 @@ def journal_from_context(
         )
         return None
     return TaskStateJournal(store, requests, logger=logger)
+
+
+def refuse_blind_resend(context: Mapping[str, Any], entries: Sequence[BatchEntry]) -> None:
+    """Without a state store, a retry must not send creates again blindly.
+
+    On a later try (``try_number`` > 1) the earlier try may have created objects that nothing
+    recorded, so a batch holding non-repeatable writes fails before any HTTP call and says why;
+    reads, updates of one object and deletes are harmless to resend and run as usual.
+    """
+    ti = context.get("ti")
+    try_number = getattr(ti, "try_number", 1) or 1
+    if try_number <= 1:
+        return
+    creates = [e for e in entries if not e.repeatable]
+    if not creates:
+        return
+    listed = ", ".join(e.label for e in creates[:5]) + (" ..." if len(creates) > 5 else "")
+    raise AirflowFailException(
+        f"This is try {try_number} of the task, and this Airflow has no task_state_store (Airflow "
+        f"3.3+) to tell what the earlier try already sent. {len(creates)} of {len(entries)} "
+        f"requests are not repeatable (creates: {listed}); sending them again could create "
+        "duplicates, so nothing was sent. Check what exists in Graph and send only what is "
+        "missing, or set resend_creates_without_state=True to send everything again."
+    )

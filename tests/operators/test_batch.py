@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from airflow_fb_async._compat import AirflowFailException
 from airflow_fb_async.exceptions import GraphBatchError, GraphInputError
 from airflow_fb_async.hooks.graph import GraphHook
 from airflow_fb_async.operators.batch import GraphBatchOperator
@@ -293,3 +294,39 @@ def test_without_a_task_state_store_the_log_says_retries_may_resend(
     assert "[info" in out
     assert "no task_state_store (Airflow 3.3+)" in out
     assert "a retry of this task may resend requests that an earlier try already sent" in out
+
+
+class _Try:
+    """The ``ti`` of a later try, on an Airflow without ``task_state_store`` (before 3.3)."""
+
+    def __init__(self, try_number: int) -> None:
+        self.try_number = try_number
+
+
+def test_without_a_state_store_a_later_try_refuses_to_resend_creates(graph_conn: EmulatorAdmin) -> None:
+    creates = [
+        {"method": "POST", "relative_url": f"{ACT}/campaigns", "body": {"name": f"c{i}", "objective": "X"}}
+        for i in range(3)
+    ]
+    reads = [{"method": "GET", "relative_url": "me"}]
+    op = GraphBatchOperator(task_id="b", requests=creates + reads, batch_options=OPTS)
+    with pytest.raises(AirflowFailException) as info:
+        op.execute({"ti": _Try(2)})
+    text = str(info.value)
+    assert "try 2" in text
+    assert "3 of 4 requests are not repeatable" in text
+    assert "#0, #1, #2" in text
+    assert "resend_creates_without_state=True" in text
+    assert graph_conn.counters()["http_calls"] == 0
+
+    # Reads and updates alone are harmless to resend; the first try and the opt-in send creates.
+    assert [
+        r["code"]
+        for r in GraphBatchOperator(task_id="r", requests=reads, batch_options=OPTS).execute({"ti": _Try(2)})
+    ] == [200]
+    first = GraphBatchOperator(task_id="c", requests=creates, batch_options=OPTS).execute({"ti": _Try(1)})
+    again = GraphBatchOperator(
+        task_id="c2", requests=creates, batch_options=OPTS, resend_creates_without_state=True
+    ).execute({"ti": _Try(2)})
+    assert [r["code"] for r in first + again] == [200] * 6
+    assert graph_conn.counters()["objects_created"] == 6

@@ -171,6 +171,6 @@ def test_a_stopped_batch_outside_a_task_keeps_its_results_on_the_error(graph_con
     text = str(err)
     assert "The batch stopped with 100 of 150 entries settled (50 not sent or not done)" in text
     assert "The results so far are on this error" in text
-    assert "without a task state store a retry sends the whole batch again" in text
+    assert "without a task state store a retry sends only reads and repeatable writes again" in text
     assert TEST_TOKEN not in text
     assert len(graph_conn.objects("campaign")) == 100
