@@ -73,6 +73,13 @@ EXTRA_FIELDS: tuple[ExtraField, ...] = (
         "number",
         60.0,
     ),
+    ExtraField(
+        "max_throttle_wait",
+        "Max throttle wait (seconds)",
+        "Cap of any single throttle wait, whatever estimated_time_to_regain_access says.",
+        "number",
+        3600.0,
+    ),
     ExtraField("page_size", "Page size", "Items per page when reading list edges.", "integer", 500),
 )
 

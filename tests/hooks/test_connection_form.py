@@ -41,7 +41,7 @@ def test_every_extra_the_hook_reads_is_a_form_field() -> None:
     parse_conn_config("c", host=None, password="t", extra=extra)
     plain = {key for key in extra.asked if not key.startswith(EXTRA_PREFIX)}
     assert plain == FORM_NAMES
-    assert len(FORM_NAMES) == len(EXTRA_FIELDS) == 10
+    assert len(FORM_NAMES) == len(EXTRA_FIELDS) == 11
 
 
 def test_form_defaults_are_the_hook_defaults() -> None:
