@@ -145,7 +145,7 @@ def test_the_trigger_module_is_light_to_import_on_the_loop() -> None:
     """A triggerer imports a trigger's module on its event loop: ours loads no hook, no HTTP stack
     (the wait's modules come from a worker thread when it runs, as for the request-set trigger)."""
     code = (
-        "import json, sys; import airflow.sdk, airflow.triggers.base; before = set(sys.modules); "
+        "import json, sys; import airflow.providers.common.compat.sdk, airflow.triggers.base; before = set(sys.modules); "
         "import airflow_fb_async.triggers.insights; print(json.dumps(sorted(set(sys.modules) - before)))"
     )
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}

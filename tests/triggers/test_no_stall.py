@@ -23,7 +23,7 @@ SCRIPT = textwrap.dedent(
     import asyncio, json, sys, time
     import requests  # the test's own client, loaded before the loop
 
-    import airflow.sdk, airflow.triggers.base  # what a running triggerer has loaded
+    import airflow.providers.common.compat.sdk, airflow.triggers.base  # what a running triggerer has loaded (airflow.sdk's names, 2.x homes on 2.11)
     from airflow_fb_async.emulator import GraphEmulator
 
     on_loop = []
