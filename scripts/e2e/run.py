@@ -30,6 +30,7 @@ from checks import GraphVerdict, Scan, check_graph, scan_blob, scan_logs, scan_s
 from procs import Supervisor, wait_until
 from scenario import Scenario
 from services import (
+    E2E_DAGS,
     Postgres,
     airflow_cli,
     airflow_deployment,
@@ -123,7 +124,7 @@ def deploy_and_run(sup: Supervisor, base: Path, token: str, out: Outcome) -> tup
     api.login()
     extra = json.dumps({"api_version": "v25.0"})
     api.add_connection("facebook_graph_default", "facebook_graph", graph_url, token, extra)
-    dags = ["example_fb_async_ad_creation", "example_fb_batch_creatives", "example_fb_manage_sets"]
+    dags = list(E2E_DAGS)
     wait_until("the dag-processor to parse the example DAGs", lambda: all(map(api.dag_known, dags)), 300, 2)
 
     emu = EmulatorAdmin(graph_url)
