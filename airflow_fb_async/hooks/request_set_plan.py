@@ -21,6 +21,7 @@ from typing import Any
 
 from airflow_fb_async.exceptions import GraphInputError
 from airflow_fb_async.hooks.encoding import encode_body
+from airflow_fb_async.hooks.grouping import linked_groups
 from airflow_fb_async.hooks.references import reference_names
 
 #: Graph's cap on requests per async request set.
@@ -226,23 +227,7 @@ def validate_requests(requests: Any) -> tuple[list[dict[str, str]], list[list[in
 
 def components(deps: Sequence[Iterable[int]]) -> list[list[int]]:
     """Connected components of the reference graph, each sorted, ordered by their first member."""
-    parent = list(range(len(deps)))
-
-    def find(i: int) -> int:
-        while parent[i] != i:
-            parent[i] = parent[parent[i]]
-            i = parent[i]
-        return i
-
-    for i, targets in enumerate(deps):
-        for j in targets:
-            ri, rj = find(i), find(j)
-            if ri != rj:
-                parent[max(ri, rj)] = min(ri, rj)
-    groups: dict[int, list[int]] = {}
-    for i in range(len(deps)):
-        groups.setdefault(find(i), []).append(i)
-    return sorted(groups.values(), key=lambda group: group[0])
+    return linked_groups(range(len(deps)), lambda i: deps[i])
 
 
 def split_into_parts(
