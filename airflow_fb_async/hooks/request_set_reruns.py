@@ -27,7 +27,6 @@ parts no longer match) rather than guess.
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -38,7 +37,8 @@ from airflow_fb_async.exceptions import FacebookGraphError
 from airflow_fb_async.hooks.jsonpath import resolve
 from airflow_fb_async.hooks.references import find_references
 from airflow_fb_async.hooks.request_sets import RequestSetHook, SetIndex, SubmittedSet, submit_plan
-from airflow_fb_async.hooks.statuses import CANCELED_STATUSES, AsyncRequestStatus
+from airflow_fb_async.hooks.statuses import CANCELED_STATUSES, AsyncRequestStatus, set_count
+from airflow_fb_async.literals import parse_json_text
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -244,7 +244,7 @@ class TaskInstanceSubmission:
         info = self.hook.get_request_sets(holding, fields="id,canceled_count")
         canceled: set[str] = set()
         for set_id in holding:
-            if _count((info.get(set_id) or {}).get("canceled_count")) == 0:
+            if set_count((info.get(set_id) or {}).get("canceled_count")) == 0:
                 continue
             for item in self.hook.list_requests(set_id, statuses=_CANCELED, fields="id,status,input"):
                 if not _is_canceled(item.get("status")):
@@ -278,7 +278,7 @@ class TaskInstanceSubmission:
             ):
                 name = _input_name(item, set_id)
                 if name in outside and latest.get(name) == set_id:
-                    results[name] = _parsed(item.get("result"))
+                    results[name] = parse_json_text(item.get("result"))
         for entry in entries:
             for key in ("relative_url", "body"):
                 for ref in find_references(entry[key]):
@@ -295,13 +295,6 @@ class TaskInstanceSubmission:
         return entries
 
 
-def _count(value: Any) -> int:
-    try:
-        return int(value)
-    except (TypeError, ValueError):
-        return 0
-
-
 def _is_canceled(status: Any) -> bool:
     try:
         return AsyncRequestStatus.parse(str(status)).is_canceled()
@@ -311,7 +304,7 @@ def _is_canceled(status: Any) -> bool:
 
 def _input_name(item: Mapping[str, Any], set_id: str) -> str:
     """The request's name from its ``input`` (Graph returns what was sent: name, relative_url, body)."""
-    data = _parsed(item.get("input"))
+    data = parse_json_text(item.get("input"))
     name = data.get("name") if isinstance(data, Mapping) else None
     if not isinstance(name, str):
         raise FacebookGraphError(
@@ -319,12 +312,3 @@ def _input_name(item: Mapping[str, Any], set_id: str) -> str:
             "which of the task's requests it is"
         )
     return name
-
-
-def _parsed(value: Any) -> Any:
-    if isinstance(value, str) and value.strip()[:1] in ("{", "["):
-        try:
-            return json.loads(value)
-        except ValueError:
-            return value
-    return value

@@ -34,6 +34,7 @@ from airflow_fb_async.exceptions import (
     FacebookGraphError,
     GraphAmbiguousError,
 )
+from airflow_fb_async.hooks._core import DEFAULT_SET_FIELDS
 from airflow_fb_async.hooks.encoding import encode_body as encode_body
 from airflow_fb_async.hooks.request_set_plan import MAX_NAME_LENGTH as MAX_NAME_LENGTH
 from airflow_fb_async.hooks.request_set_plan import MAX_SET_SIZE as MAX_SET_SIZE
@@ -54,13 +55,12 @@ from airflow_fb_async.hooks.request_set_plan import validate_notification_mode a
 from airflow_fb_async.hooks.request_set_plan import validate_notification_uri as validate_notification_uri
 from airflow_fb_async.hooks.request_set_plan import validate_requests as validate_requests
 from airflow_fb_async.hooks.request_set_plan import validate_set_name as validate_set_name
+from airflow_fb_async.hooks.statuses import as_int
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
 
 log = logging.getLogger(__name__)
-
-SET_LIST_FIELDS = "id,name,total_count"
 
 
 class RequestSetHook(Protocol):
@@ -105,7 +105,7 @@ class SetIndex:
     def refresh(self) -> None:
         """List the account's sets (every page) and index them by marker."""
         by_digest: dict[str, dict[tuple[int, int], list[dict[str, Any]]]] = {}
-        for item in self.hook.list_request_sets(self.ad_account_id, fields=SET_LIST_FIELDS):
+        for item in self.hook.list_request_sets(self.ad_account_id, fields=DEFAULT_SET_FIELDS):
             marker = parse_marker(item.get("name"))
             if marker is not None:
                 digest, k, n = marker
@@ -120,16 +120,9 @@ class SetIndex:
         return self._by_digest.get(digest, {})
 
 
-def _as_int(value: Any) -> int | None:
-    try:
-        return int(value)
-    except (TypeError, ValueError):
-        return None
-
-
 def _pick(part: RequestSetPart, plan: RequestSetPlan, candidates: list[dict[str, Any]]) -> dict[str, Any]:
     """The existing set for a part; a size mismatch means the key was reused for other requests."""
-    matching = [c for c in candidates if _as_int(c.get("total_count")) in (part.size, None)]
+    matching = [c for c in candidates if as_int(c.get("total_count")) in (part.size, None)]
     if not matching:
         counts = ", ".join(f"{c.get('id')} has {c.get('total_count')}" for c in candidates)
         raise FacebookGraphError(
@@ -172,7 +165,7 @@ def _verify_known(
             f"{len(plan.parts)}: the requests changed between tries of this task instance"
         )
     wanted = [str(i) for i in known_ids if i]
-    found = hook.get_request_sets(wanted, fields=SET_LIST_FIELDS) if wanted else {}
+    found = hook.get_request_sets(wanted, fields=DEFAULT_SET_FIELDS) if wanted else {}
     out: dict[int, SubmittedSet] = {}
     for set_id, part in zip(known_ids, plan.parts, strict=True):
         if not set_id:
@@ -180,7 +173,7 @@ def _verify_known(
         item = found.get(str(set_id))
         if not isinstance(item, Mapping):
             raise FacebookGraphError(f"request set {set_id} remembered from an earlier try is not on Graph")
-        if _as_int(item.get("total_count")) not in (part.size, None):
+        if as_int(item.get("total_count")) not in (part.size, None):
             raise FacebookGraphError(
                 f"request set {set_id} remembered from an earlier try holds {item.get('total_count')} "
                 f"requests, part {part.number}/{len(plan.parts)} now has {part.size}: the requests "
