@@ -42,6 +42,7 @@ from airflow_fb_async.hooks.request_set_plan import NOTIFICATION_MODES as NOTIFI
 from airflow_fb_async.hooks.request_set_plan import REQUEST_KEYS as REQUEST_KEYS
 from airflow_fb_async.hooks.request_set_plan import RequestSetPart as RequestSetPart
 from airflow_fb_async.hooks.request_set_plan import RequestSetPlan as RequestSetPlan
+from airflow_fb_async.hooks.request_set_plan import SetOptions as SetOptions
 from airflow_fb_async.hooks.request_set_plan import components as components
 from airflow_fb_async.hooks.request_set_plan import find_references as find_references
 from airflow_fb_async.hooks.request_set_plan import key_digest as key_digest
@@ -306,30 +307,21 @@ def create_request_sets(
     requests: Any,
     name: Any,
     *,
-    notification_uri: Any = None,
-    notification_mode: Any = None,
-    max_set_size: Any = MAX_SET_SIZE,
-    idempotency_key: Any = None,
     known_ids: Sequence[str | None] | None = None,
     ambiguous_checks: int = 3,
     ambiguous_delay: float = 1.0,
+    **options: Any,
 ) -> list[str]:
     """Validate, split, name and create: the ids of the request sets, in part order.
 
     ``requests`` are ``{"name", "relative_url", "body"}`` dicts (body: URL-encoded string or dict);
-    ``[]`` creates nothing and returns ``[]``. Everything is validated before the first HTTP call.
-    Calls with the same ``idempotency_key`` on the same account return the same sets and never
-    create them twice; without a key every call creates new sets.
+    ``[]`` creates nothing and returns ``[]``. ``options`` are :meth:`SetOptions.validated`'s
+    keywords (``notification_uri``, ``notification_mode``, ``max_set_size``, ``idempotency_key``).
+    Everything is validated before the first HTTP call. Calls with the same ``idempotency_key`` on
+    the same account return the same sets and never create them twice; without a key every call
+    creates new sets.
     """
-    plan = plan_request_sets(
-        ad_account_id,
-        requests,
-        name,
-        notification_uri=notification_uri,
-        notification_mode=notification_mode,
-        max_set_size=max_set_size,
-        idempotency_key=idempotency_key,
-    )
+    plan = plan_request_sets(ad_account_id, requests, name, **options)
     submitted = submit_plan(
         hook, plan, known_ids=known_ids, ambiguous_checks=ambiguous_checks, ambiguous_delay=ambiguous_delay
     )
