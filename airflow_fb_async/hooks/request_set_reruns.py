@@ -28,7 +28,7 @@ parts no longer match) rather than guess.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import quote
@@ -83,11 +83,7 @@ class RerunHook(RequestSetHook, Protocol):
     """What :class:`TaskInstanceSubmission` needs of GraphHook: request sets and their requests."""
 
     def list_requests(
-        self,
-        set_id: str,
-        statuses: str | Sequence[str] | None = None,
-        fields: str | Sequence[str] | None = None,
-        page_size: int | None = None,
+        self, set_id: str, statuses: Any = None, fields: Any = None, page_size: int | None = None
     ) -> Iterator[dict[str, Any]]: ...
 
 

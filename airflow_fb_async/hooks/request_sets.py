@@ -67,13 +67,7 @@ log = logging.getLogger(__name__)
 class RequestSetHook(Protocol):
     """The part of GraphHook this module uses (kept structural so tests and the hook stay decoupled)."""
 
-    def post(
-        self,
-        path: str,
-        data: Mapping[str, Any] | str | None = None,
-        files: Mapping[str, Any] | None = None,
-        idempotent: bool | None = None,
-    ) -> Any: ...
+    def post(self, path: str, data: Any = None, files: Any = None, idempotent: bool | None = None) -> Any: ...
 
     def list_request_sets(
         self, ad_account_id: str, is_completed: bool | None = None, fields: str | Sequence[str] | None = None

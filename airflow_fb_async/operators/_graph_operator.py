@@ -8,6 +8,8 @@ from typing import TYPE_CHECKING, Any
 from airflow_fb_async._compat import BaseOperator
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     from airflow_fb_async.hooks.graph import GraphHook
 
 
@@ -18,6 +20,9 @@ class GraphOperator(BaseOperator):
     :param graph_conn_id: Graph connection id. (templated)
     :param api_version: Graph API version, default the connection's. (templated)
     """
+
+    #: The connection's templated fields; subclasses append them to their own.
+    template_fields: Sequence[str] = ("graph_conn_id", "api_version")
 
     def __init__(
         self, *, graph_conn_id: str = "facebook_graph_default", api_version: str | None = None, **kwargs: Any

@@ -131,8 +131,7 @@ class SubmitAsyncBatchOperator(GraphOperator):
         "name",
         "notification_uri",
         "notification_mode",
-        "graph_conn_id",
-        "api_version",
+        *GraphOperator.template_fields,
     )
     template_fields_renderers = {"requests": "json"}
     ui_color = "#dbe7fb"

@@ -25,12 +25,13 @@ from dataclasses import replace
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
-from airflow_fb_async._compat import BaseOperator, ObjectStoragePath, conf
+from airflow_fb_async._compat import ObjectStoragePath, conf
 from airflow_fb_async.exceptions import GraphInputError, InsightsReportError
 from airflow_fb_async.hooks.insights import account_digits, insights_params
 from airflow_fb_async.hooks.insights_plan import ReportJob, jobs_from_json, jobs_to_json, settle
 from airflow_fb_async.jsonl import JsonlWriter, StoragePath, storage_path
 from airflow_fb_async.literals import parse_literal, parse_rendered_list
+from airflow_fb_async.operators._graph_operator import GraphOperator
 from airflow_fb_async.operators._xcom import bounded_list, check_int, limit_message, to_xcom
 from airflow_fb_async.triggers.insights import AsyncReportRunTrigger
 from airflow_fb_async.waiting.errors import describe_error, is_retryable
@@ -48,7 +49,7 @@ PLAN_XCOM_KEY = "insights_plan"
 NAMED_PARAMS = ("fields", "level", "date_preset", "time_range", "time_increment", "breakdowns", "filtering")
 
 
-class InsightsReportOperator(BaseOperator):
+class InsightsReportOperator(GraphOperator):
     """Run an insights report on one or many ad accounts as async report runs; write or return its rows.
 
     :param ad_account_ids: one account or a list (``act_<digits>`` or digits; templated; an XCom or a
@@ -90,8 +91,7 @@ class InsightsReportOperator(BaseOperator):
         "filtering",
         "report_params",
         "output_path",
-        "graph_conn_id",
-        "api_version",
+        *GraphOperator.template_fields,
     )
     ui_color = "#e7f0fd"
 
@@ -113,8 +113,6 @@ class InsightsReportOperator(BaseOperator):
         deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
         poll_interval: float = 30,
         page_size: int | None = None,
-        graph_conn_id: str = "facebook_graph_default",
-        api_version: str | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -133,8 +131,6 @@ class InsightsReportOperator(BaseOperator):
         self.deferrable = deferrable
         self.poll_interval = poll_interval
         self.page_size = page_size
-        self.graph_conn_id = graph_conn_id
-        self.api_version = api_version
         self._check_static_args()
 
     # ------------------------------------------------------------------ arguments
@@ -203,11 +199,6 @@ class InsightsReportOperator(BaseOperator):
     def _output(self) -> StoragePath | None:
         return None if self.output_path is None else storage_path(self.output_path, "output_path")
 
-    def _hook(self) -> GraphHook:
-        from airflow_fb_async.hooks.graph import GraphHook
-
-        return GraphHook(graph_conn_id=self.graph_conn_id, api_version=self.api_version)
-
     def _end_time(self) -> float | None:
         timeout = self.execution_timeout
         return time.time() + timeout.total_seconds() if timeout is not None else None
@@ -218,7 +209,7 @@ class InsightsReportOperator(BaseOperator):
         accounts = self._accounts()
         params = self._report_params()
         self._output()
-        hook = self._hook()
+        hook = self.hook
         jobs = self._start(hook, [ReportJob(account) for account in accounts], params)
         return self._wait(context, hook, jobs, params, self._end_time())
 
@@ -236,7 +227,7 @@ class InsightsReportOperator(BaseOperator):
             jobs, end_time = saved.get("jobs"), saved.get("end_time")
         plan = jobs_from_json(jobs)
         params = self._report_params()
-        hook = self._hook()
+        hook = self.hook
         plan = self._settle(hook, plan, runs, params)
         return self._wait(context, hook, plan, params, end_time)
 

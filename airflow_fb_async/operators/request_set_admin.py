@@ -45,8 +45,7 @@ class UpdateAsyncRequestSetOperator(GraphOperator):
         "name",
         "notification_uri",
         "notification_mode",
-        "graph_conn_id",
-        "api_version",
+        *GraphOperator.template_fields,
     )
 
     def __init__(
@@ -125,7 +124,7 @@ class CancelAsyncRequestSetOperator(GraphOperator):
     :return: ``{object_id: {"type": "request_set" | "request", "canceled": n, ...counts or status}}``
     """
 
-    template_fields: Sequence[str] = ("object_ids", "graph_conn_id", "api_version")
+    template_fields: Sequence[str] = ("object_ids", *GraphOperator.template_fields)
 
     def __init__(self, *, object_ids: str | list[str], **kwargs: Any) -> None:
         super().__init__(**kwargs)

@@ -16,11 +16,9 @@ from collections import Counter
 from collections.abc import Generator, Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
-from airflow_fb_async._compat import BaseOperator, ObjectStoragePath
 from airflow_fb_async.exceptions import AsyncRequestSetError, GraphInputError
 from airflow_fb_async.exceptions import TooManyResultsError as TooManyResultsError
 from airflow_fb_async.hooks._core import DEFAULT_SET_FIELDS
-from airflow_fb_async.hooks.graph import GraphHook
 from airflow_fb_async.hooks.statuses import (
     AsyncRequestStatus,
     as_int,
@@ -30,6 +28,7 @@ from airflow_fb_async.hooks.statuses import (
 )
 from airflow_fb_async.jsonl import JsonlWriter, StoragePath, storage_path
 from airflow_fb_async.literals import is_empty_list, parse_literal
+from airflow_fb_async.operators._graph_operator import GraphOperator
 from airflow_fb_async.operators._xcom import bounded_list, check_int, limit_message, to_xcom
 from airflow_fb_async.operators.result_items import (
     BASE_FIELDS,
@@ -42,7 +41,8 @@ from airflow_fb_async.waiting.ids import normalize_ids
 if TYPE_CHECKING:
     import os
 
-    from airflow_fb_async._compat import Context, XComArg
+    from airflow_fb_async._compat import Context, ObjectStoragePath, XComArg
+    from airflow_fb_async.hooks.graph import GraphHook
 
 #: Graph's page size when neither the operator nor the connection sets one (the emulator's max).
 DEFAULT_PAGE_SIZE = 500
@@ -50,7 +50,7 @@ DEFAULT_PAGE_SIZE = 500
 _FIELD_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
-class AsyncRequestResultsOperator(BaseOperator):
+class AsyncRequestResultsOperator(GraphOperator):
     """Read the results of async request sets: return them (XCom) or write them as JSON Lines.
 
     :param request_set_ids: One request set id or a list of them (templated). Any XCom of
@@ -88,8 +88,7 @@ class AsyncRequestResultsOperator(BaseOperator):
         "statuses",
         "fields",
         "output_path",
-        "graph_conn_id",
-        "api_version",
+        *GraphOperator.template_fields,
     )
     ui_color = "#e7f0fd"
 
@@ -103,8 +102,6 @@ class AsyncRequestResultsOperator(BaseOperator):
         ids_only: bool = False,
         max_xcom_items: int = 1000,
         page_size: int | None = None,
-        graph_conn_id: str = "facebook_graph_default",
-        api_version: str | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -115,8 +112,6 @@ class AsyncRequestResultsOperator(BaseOperator):
         self.ids_only = ids_only
         self.max_xcom_items = max_xcom_items
         self.page_size = page_size
-        self.graph_conn_id = graph_conn_id
-        self.api_version = api_version
         # Non-templated arguments are checked at DAG parse time already.
         self._check_static_args()
 
@@ -212,7 +207,7 @@ class AsyncRequestResultsOperator(BaseOperator):
             self.log.warning("results: ids_only=True ignores fields=%s", extra_fields)
             extra_fields = []
 
-        hook = GraphHook(graph_conn_id=self.graph_conn_id, api_version=self.api_version)
+        hook = self.hook
         totals = self._read_totals(hook, set_ids, statuses, early_limit=output is None)
         items = self._iter_items(hook, set_ids, statuses, extra_fields, totals)
         try:
