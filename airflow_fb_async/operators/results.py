@@ -54,8 +54,8 @@ class AsyncRequestResultsOperator(GraphOperator):
     """Read the results of async request sets: return them (XCom) or write them as JSON Lines.
 
     :param request_set_ids: One request set id or a list of them (templated). Any XCom of
-        ``SubmitAsyncBatchOperator`` works as is (the id list, the ``wait_for_completion`` summary,
-        a mapped submit's list of lists); a comma-separated string or a rendered list literal
+        ``SubmitAsyncBatchOperator`` works as is (its id list, its ``summary`` XCom, a mapped
+        submit's list of lists); a comma-separated string or a rendered list literal
         (``"['1', '2']"``) is accepted too. Duplicates are read once.
     :param statuses: Only requests with these statuses (templated): one status, a comma-separated
         string or a list, any spelling/case (``"error"``, ``["SUCCESS", "In_progress"]``). ``None``
