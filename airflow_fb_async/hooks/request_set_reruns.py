@@ -54,9 +54,11 @@ _CANCELED = sorted(s.value for s in CANCELED_STATUSES)
 class StateStore(Protocol):
     """Where a task instance keeps its submission state across tries (JSON values)."""
 
-    def load(self) -> Any: ...
+    def load(self) -> Any:
+        """The stored state, or None when nothing was stored yet."""
 
-    def save(self, value: dict[str, Any]) -> None: ...
+    def save(self, value: dict[str, Any]) -> None:
+        """Replace the stored state."""
 
 
 class TaskStateStore:
@@ -73,9 +75,11 @@ class TaskStateStore:
         return cls(store, key) if store is not None else None
 
     def load(self) -> Any:
+        """The value under our key in the task state store."""
         return self.store.get(self.key)
 
     def save(self, value: dict[str, Any]) -> None:
+        """Write the value under our key in the task state store."""
         self.store.set(self.key, value)
 
 
@@ -84,7 +88,8 @@ class RerunHook(RequestSetHook, Protocol):
 
     def list_requests(
         self, set_id: str, statuses: Any = None, fields: Any = None, page_size: int | None = None
-    ) -> Iterator[dict[str, Any]]: ...
+    ) -> Iterator[dict[str, Any]]:
+        """The requests of one set (filtered by status), page by page."""
 
 
 #: Builds generation ``g``'s plan from its requests (``{"name", "relative_url", "body"}``).

@@ -67,15 +67,18 @@ log = logging.getLogger(__name__)
 class RequestSetHook(Protocol):
     """The part of GraphHook this module uses (kept structural so tests and the hook stay decoupled)."""
 
-    def post(self, path: str, data: Any = None, files: Any = None, idempotent: bool | None = None) -> Any: ...
+    def post(self, path: str, data: Any = None, files: Any = None, idempotent: bool | None = None) -> Any:
+        """One Graph POST (``idempotent=False``: an uncertain outcome raises, never resends)."""
 
     def list_request_sets(
         self, ad_account_id: str, is_completed: bool | None = None, fields: str | Sequence[str] | None = None
-    ) -> Iterator[dict[str, Any]]: ...
+    ) -> Iterator[dict[str, Any]]:
+        """Every request set of the account, page by page."""
 
     def get_request_sets(
         self, set_ids: Sequence[str], fields: str | Sequence[str] | None = None
-    ) -> dict[str, dict[str, Any]]: ...
+    ) -> dict[str, dict[str, Any]]:
+        """Many sets by id (multi-id reads): ``{set_id: fields}``."""
 
 
 @dataclass

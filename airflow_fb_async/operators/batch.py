@@ -205,6 +205,8 @@ class GraphBatchOperator(BaseOperator):
         return True
 
     def execute(self, context: Context) -> list[dict[str, Any]] | dict[str, Any]:
+        """Validate every request (before any connection lookup), run the batch (resuming an earlier
+        try's journal), and return the results, or the file summary with ``output_path``."""
         output = None if self.output_path is None else storage_path(self.output_path, "output_path")
         lines: list[int] | None = None
         if self.requests_path is not None:

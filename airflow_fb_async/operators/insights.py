@@ -206,6 +206,8 @@ class InsightsReportOperator(GraphOperator):
     # ------------------------------------------------------------------ execution
 
     def execute(self, context: Context) -> Any:
+        """Validate (before any HTTP), start one report run per account, then wait (deferring when
+        asked) and deliver the rows: XCom, or JSON Lines with ``output_path``."""
         accounts = self._accounts()
         params = self._report_params()
         self._output()
