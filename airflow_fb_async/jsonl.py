@@ -54,6 +54,7 @@ def storage_path(value: Any, what: str) -> StoragePath:
 
 
 def is_local(path: StoragePath) -> bool:
+    """Whether the path is on this machine's file system (plain path or ``file://``)."""
     return isinstance(path, Path) or getattr(path, "protocol", "") in _LOCAL_PROTOCOLS
 
 
@@ -109,6 +110,7 @@ def file_sha256(path: StoragePath) -> str:
 
 
 def remove_quietly(path: StoragePath) -> None:
+    """Delete the file if it exists; errors are swallowed (cleanup must not hide the real error)."""
     try:
         if path.exists():
             path.unlink()
@@ -148,6 +150,7 @@ class JsonlWriter:
         return self
 
     def write(self, value: Any) -> None:
+        """Add one value as one JSON line (buffered; flushed in chunks and on close)."""
         self._chunk.append(json.dumps(value, ensure_ascii=False, separators=(",", ":")))
         self.count += 1
         if len(self._chunk) >= WRITE_CHUNK_LINES:

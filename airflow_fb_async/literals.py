@@ -1,4 +1,5 @@
-"""Reading a list that a Jinja template rendered to text (``"['1', '2']"`` or JSON)."""
+"""Reading values that arrive as text: a list a Jinja template rendered (``"['1', '2']"`` or JSON),
+and the JSON that Graph returns inside string fields (a request's ``result`` and ``input``)."""
 
 from __future__ import annotations
 
@@ -52,3 +53,17 @@ def is_empty_list(value: Any) -> bool:
     if isinstance(value, list | tuple):
         return all(is_empty_list(item) for item in value)
     return False
+
+
+def parse_json_text(value: Any) -> Any:
+    """A string holding JSON (an object, array, string, ``true``/``false``/``null``) parsed; anything
+    else, or text that is not valid JSON, returned as is. Graph sends an async request's ``result``
+    and ``input`` either as JSON or as a JSON string, depending on the version and the field."""
+    if isinstance(value, str):
+        text = value.strip()
+        if text[:1] in ("{", "[", '"') or text in ("true", "false", "null"):
+            try:
+                return json.loads(text)
+            except ValueError:
+                return value
+    return value

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from airflow_fb_async.hooks.batch_validate import MAX_BATCH_SIZE, BatchEntry
+from airflow_fb_async.hooks.grouping import linked_groups
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Sequence
@@ -58,31 +59,13 @@ def plan_chunks(
             out[c] = out.get(c, 0) + n
         return out
 
-    ready_sorted = sorted(set(ready))
-    ready_set = set(ready_sorted)
-    parent = {i: i for i in ready_sorted}
-
-    def root(i: int) -> int:
-        while parent[i] != i:
-            parent[i] = parent[parent[i]]
-            i = parent[i]
-        return i
-
-    for i in ready_sorted:
-        for d in entries[i].deps:
-            if d in ready_set:
-                a, b = root(i), root(d)
-                if a != b:
-                    parent[max(a, b)] = min(a, b)
-    components: dict[int, list[int]] = {}
-    for i in ready_sorted:
-        components.setdefault(root(i), []).append(i)
+    components = linked_groups(ready, lambda i: entries[i].deps)
 
     chunks: list[list[int]] = []
     loads: list[tuple[int, int, dict[str, int]]] = []  # (entries, ads, ad sets per campaign) per chunk
     open_chunks: list[int] = []
     deferred: list[int] = []
-    for comp in sorted(components.values(), key=lambda c: c[0]):
+    for comp in components:
         ads = sum(1 for i in comp if entries[i].is_ad_create)
         camps = campaigns_of(comp)
         piece = comp

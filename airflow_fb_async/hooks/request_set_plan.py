@@ -21,6 +21,7 @@ from typing import Any
 
 from airflow_fb_async.exceptions import GraphInputError
 from airflow_fb_async.hooks.encoding import encode_body
+from airflow_fb_async.hooks.grouping import linked_groups
 from airflow_fb_async.hooks.references import reference_names
 
 #: Graph's cap on requests per async request set.
@@ -57,6 +58,7 @@ class RequestSetPart:
 
     @property
     def size(self) -> int:
+        """Number of requests in this part."""
         return len(self.entries)
 
 
@@ -75,6 +77,7 @@ class RequestSetPlan:
 
     @property
     def total(self) -> int:
+        """Number of requests across every part."""
         return sum(part.size for part in self.parts)
 
 
@@ -132,6 +135,7 @@ def validate_set_name(name: Any, *, what: str = "name") -> str:
 
 
 def validate_max_set_size(max_set_size: Any) -> int:
+    """An int in 1..MAX_SET_SIZE (Graph's cap on requests per set); GraphInputError otherwise."""
     if isinstance(max_set_size, bool) or not isinstance(max_set_size, int):
         raise GraphInputError(f"max_set_size must be an integer in 1..{MAX_SET_SIZE}, got {max_set_size!r}")
     if not 1 <= max_set_size <= MAX_SET_SIZE:
@@ -226,23 +230,7 @@ def validate_requests(requests: Any) -> tuple[list[dict[str, str]], list[list[in
 
 def components(deps: Sequence[Iterable[int]]) -> list[list[int]]:
     """Connected components of the reference graph, each sorted, ordered by their first member."""
-    parent = list(range(len(deps)))
-
-    def find(i: int) -> int:
-        while parent[i] != i:
-            parent[i] = parent[parent[i]]
-            i = parent[i]
-        return i
-
-    for i, targets in enumerate(deps):
-        for j in targets:
-            ri, rj = find(i), find(j)
-            if ri != rj:
-                parent[max(ri, rj)] = min(ri, rj)
-    groups: dict[int, list[int]] = {}
-    for i in range(len(deps)):
-        groups.setdefault(find(i), []).append(i)
-    return sorted(groups.values(), key=lambda group: group[0])
+    return linked_groups(range(len(deps)), lambda i: deps[i])
 
 
 def split_into_parts(
@@ -312,35 +300,79 @@ def validate_idempotency_key(key: Any) -> str | None:
     return key
 
 
-def plan_request_sets(
-    ad_account_id: Any,
-    requests: Any,
-    name: Any,
-    *,
-    notification_uri: Any = None,
-    notification_mode: Any = None,
-    max_set_size: Any = MAX_SET_SIZE,
-    idempotency_key: Any = None,
-) -> RequestSetPlan:
+@dataclass(frozen=True)
+class SetOptions:
+    """The settings of one submission, validated once: the account, the base name, notification
+    settings, the set size and the idempotency key. Every planner (a request list here, a requests
+    file in :mod:`airflow_fb_async.operators._files`) starts from one of these."""
+
+    ad_account_id: str  # always "act_<digits>"
+    name: str
+    notification_uri: str | None = None
+    notification_mode: str | None = None
+    max_set_size: int = MAX_SET_SIZE
+    idempotency_key: str | None = None
+
+    @classmethod
+    def validated(
+        cls,
+        ad_account_id: Any,
+        name: Any,
+        *,
+        notification_uri: Any = None,
+        notification_mode: Any = None,
+        max_set_size: Any = MAX_SET_SIZE,
+        idempotency_key: Any = None,
+    ) -> SetOptions:
+        """Check and normalise every setting (GraphInputError naming the bad one), before any HTTP."""
+        return cls(
+            normalize_ad_account_id(ad_account_id),
+            validate_set_name(name),
+            validate_notification_uri(notification_uri),
+            validate_notification_mode(notification_mode),
+            validate_max_set_size(max_set_size),
+            validate_idempotency_key(idempotency_key),
+        )
+
+    @property
+    def key_digest(self) -> str | None:
+        """The marker every part name carries (:func:`key_digest`), None without a key."""
+        return None if self.idempotency_key is None else key_digest(self.ad_account_id, self.idempotency_key)
+
+    def part_names(self, count: int) -> list[str]:
+        """The names of ``count`` parts (:func:`part_names`), each checked with its suffix."""
+        names = part_names(self.name, count, self.key_digest) if count else []
+        for part_name in names:
+            validate_set_name(part_name, what="name (with its part suffix)")
+        return names
+
+    def plan(self, parts: Sequence[RequestSetPart]) -> RequestSetPlan:
+        """The plan of these parts under these settings."""
+        return RequestSetPlan(
+            self.ad_account_id, parts, self.notification_uri, self.notification_mode, self.key_digest
+        )
+
+    def plan_requests(self, requests: Any) -> RequestSetPlan:
+        """Validate, encode, split and name a request list (GraphInputError on bad input; no HTTP)."""
+        entries, deps = validate_requests(requests)
+        groups = split_into_parts(deps, self.max_set_size, [e["name"] for e in entries])
+        names = self.part_names(len(groups))
+        return self.plan(
+            [
+                RequestSetPart(
+                    name=part_name, entries=[entries[i] for i in group], indexes=list(group), number=k
+                )
+                for k, (part_name, group) in enumerate(zip(names, groups, strict=True), start=1)
+            ]
+        )
+
+
+def plan_request_sets(ad_account_id: Any, requests: Any, name: Any, **options: Any) -> RequestSetPlan:
     """Validate, encode, split and name a submission. No HTTP; raises GraphInputError on bad input.
 
-    An empty request list gives a plan without parts. With ``idempotency_key`` every part name ends
-    with the key's marker (:func:`part_names`), so the parts can be found again on the account.
+    ``options`` are :meth:`SetOptions.validated`'s keywords (``notification_uri``,
+    ``notification_mode``, ``max_set_size``, ``idempotency_key``). An empty request list gives a
+    plan without parts. With ``idempotency_key`` every part name ends with the key's marker
+    (:func:`part_names`), so the parts can be found again on the account.
     """
-    account = normalize_ad_account_id(ad_account_id)
-    validate_set_name(name)
-    uri = validate_notification_uri(notification_uri)
-    mode = validate_notification_mode(notification_mode)
-    size = validate_max_set_size(max_set_size)
-    key = validate_idempotency_key(idempotency_key)
-    entries, deps = validate_requests(requests)
-    groups = split_into_parts(deps, size, [e["name"] for e in entries])
-    digest = key_digest(account, key) if key is not None else None
-    names = part_names(name, len(groups), digest)
-    for part_name in names:
-        validate_set_name(part_name, what="name (with its part suffix)")
-    parts = [
-        RequestSetPart(name=part_name, entries=[entries[i] for i in group], indexes=list(group), number=k)
-        for k, (part_name, group) in enumerate(zip(names, groups, strict=True), start=1)
-    ]
-    return RequestSetPlan(account, parts, uri, mode, digest)
+    return SetOptions.validated(ad_account_id, name, **options).plan_requests(requests)

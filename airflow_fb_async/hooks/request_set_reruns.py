@@ -27,9 +27,8 @@ parts no longer match) rather than guess.
 
 from __future__ import annotations
 
-import json
 import logging
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import quote
@@ -38,7 +37,8 @@ from airflow_fb_async.exceptions import FacebookGraphError
 from airflow_fb_async.hooks.jsonpath import resolve
 from airflow_fb_async.hooks.references import find_references
 from airflow_fb_async.hooks.request_sets import RequestSetHook, SetIndex, SubmittedSet, submit_plan
-from airflow_fb_async.hooks.statuses import CANCELED_STATUSES, AsyncRequestStatus
+from airflow_fb_async.hooks.statuses import CANCELED_STATUSES, AsyncRequestStatus, set_count
+from airflow_fb_async.literals import parse_json_text
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -54,9 +54,11 @@ _CANCELED = sorted(s.value for s in CANCELED_STATUSES)
 class StateStore(Protocol):
     """Where a task instance keeps its submission state across tries (JSON values)."""
 
-    def load(self) -> Any: ...
+    def load(self) -> Any:
+        """The stored state, or None when nothing was stored yet."""
 
-    def save(self, value: dict[str, Any]) -> None: ...
+    def save(self, value: dict[str, Any]) -> None:
+        """Replace the stored state."""
 
 
 class TaskStateStore:
@@ -73,9 +75,11 @@ class TaskStateStore:
         return cls(store, key) if store is not None else None
 
     def load(self) -> Any:
+        """The value under our key in the task state store."""
         return self.store.get(self.key)
 
     def save(self, value: dict[str, Any]) -> None:
+        """Write the value under our key in the task state store."""
         self.store.set(self.key, value)
 
 
@@ -83,12 +87,9 @@ class RerunHook(RequestSetHook, Protocol):
     """What :class:`TaskInstanceSubmission` needs of GraphHook: request sets and their requests."""
 
     def list_requests(
-        self,
-        set_id: str,
-        statuses: str | Sequence[str] | None = None,
-        fields: str | Sequence[str] | None = None,
-        page_size: int | None = None,
-    ) -> Iterator[dict[str, Any]]: ...
+        self, set_id: str, statuses: Any = None, fields: Any = None, page_size: int | None = None
+    ) -> Iterator[dict[str, Any]]:
+        """The requests of one set (filtered by status), page by page."""
 
 
 #: Builds generation ``g``'s plan from its requests (``{"name", "relative_url", "body"}``).
@@ -244,7 +245,7 @@ class TaskInstanceSubmission:
         info = self.hook.get_request_sets(holding, fields="id,canceled_count")
         canceled: set[str] = set()
         for set_id in holding:
-            if _count((info.get(set_id) or {}).get("canceled_count")) == 0:
+            if set_count((info.get(set_id) or {}).get("canceled_count")) == 0:
                 continue
             for item in self.hook.list_requests(set_id, statuses=_CANCELED, fields="id,status,input"):
                 if not _is_canceled(item.get("status")):
@@ -278,7 +279,7 @@ class TaskInstanceSubmission:
             ):
                 name = _input_name(item, set_id)
                 if name in outside and latest.get(name) == set_id:
-                    results[name] = _parsed(item.get("result"))
+                    results[name] = parse_json_text(item.get("result"))
         for entry in entries:
             for key in ("relative_url", "body"):
                 for ref in find_references(entry[key]):
@@ -295,13 +296,6 @@ class TaskInstanceSubmission:
         return entries
 
 
-def _count(value: Any) -> int:
-    try:
-        return int(value)
-    except (TypeError, ValueError):
-        return 0
-
-
 def _is_canceled(status: Any) -> bool:
     try:
         return AsyncRequestStatus.parse(str(status)).is_canceled()
@@ -311,7 +305,7 @@ def _is_canceled(status: Any) -> bool:
 
 def _input_name(item: Mapping[str, Any], set_id: str) -> str:
     """The request's name from its ``input`` (Graph returns what was sent: name, relative_url, body)."""
-    data = _parsed(item.get("input"))
+    data = parse_json_text(item.get("input"))
     name = data.get("name") if isinstance(data, Mapping) else None
     if not isinstance(name, str):
         raise FacebookGraphError(
@@ -319,12 +313,3 @@ def _input_name(item: Mapping[str, Any], set_id: str) -> str:
             "which of the task's requests it is"
         )
     return name
-
-
-def _parsed(value: Any) -> Any:
-    if isinstance(value, str) and value.strip()[:1] in ("{", "["):
-        try:
-            return json.loads(value)
-        except ValueError:
-            return value
-    return value

@@ -34,6 +34,7 @@ from airflow_fb_async.exceptions import (
     FacebookGraphError,
     GraphAmbiguousError,
 )
+from airflow_fb_async.hooks._core import DEFAULT_SET_FIELDS
 from airflow_fb_async.hooks.encoding import encode_body as encode_body
 from airflow_fb_async.hooks.request_set_plan import MAX_NAME_LENGTH as MAX_NAME_LENGTH
 from airflow_fb_async.hooks.request_set_plan import MAX_SET_SIZE as MAX_SET_SIZE
@@ -41,6 +42,7 @@ from airflow_fb_async.hooks.request_set_plan import NOTIFICATION_MODES as NOTIFI
 from airflow_fb_async.hooks.request_set_plan import REQUEST_KEYS as REQUEST_KEYS
 from airflow_fb_async.hooks.request_set_plan import RequestSetPart as RequestSetPart
 from airflow_fb_async.hooks.request_set_plan import RequestSetPlan as RequestSetPlan
+from airflow_fb_async.hooks.request_set_plan import SetOptions as SetOptions
 from airflow_fb_async.hooks.request_set_plan import components as components
 from airflow_fb_async.hooks.request_set_plan import find_references as find_references
 from airflow_fb_async.hooks.request_set_plan import key_digest as key_digest
@@ -54,33 +56,29 @@ from airflow_fb_async.hooks.request_set_plan import validate_notification_mode a
 from airflow_fb_async.hooks.request_set_plan import validate_notification_uri as validate_notification_uri
 from airflow_fb_async.hooks.request_set_plan import validate_requests as validate_requests
 from airflow_fb_async.hooks.request_set_plan import validate_set_name as validate_set_name
+from airflow_fb_async.hooks.statuses import as_int
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
 
 log = logging.getLogger(__name__)
 
-SET_LIST_FIELDS = "id,name,total_count"
-
 
 class RequestSetHook(Protocol):
     """The part of GraphHook this module uses (kept structural so tests and the hook stay decoupled)."""
 
-    def post(
-        self,
-        path: str,
-        data: Mapping[str, Any] | str | None = None,
-        files: Mapping[str, Any] | None = None,
-        idempotent: bool | None = None,
-    ) -> Any: ...
+    def post(self, path: str, data: Any = None, files: Any = None, idempotent: bool | None = None) -> Any:
+        """One Graph POST (``idempotent=False``: an uncertain outcome raises, never resends)."""
 
     def list_request_sets(
         self, ad_account_id: str, is_completed: bool | None = None, fields: str | Sequence[str] | None = None
-    ) -> Iterator[dict[str, Any]]: ...
+    ) -> Iterator[dict[str, Any]]:
+        """Every request set of the account, page by page."""
 
     def get_request_sets(
         self, set_ids: Sequence[str], fields: str | Sequence[str] | None = None
-    ) -> dict[str, dict[str, Any]]: ...
+    ) -> dict[str, dict[str, Any]]:
+        """Many sets by id (multi-id reads): ``{set_id: fields}``."""
 
 
 @dataclass
@@ -105,7 +103,7 @@ class SetIndex:
     def refresh(self) -> None:
         """List the account's sets (every page) and index them by marker."""
         by_digest: dict[str, dict[tuple[int, int], list[dict[str, Any]]]] = {}
-        for item in self.hook.list_request_sets(self.ad_account_id, fields=SET_LIST_FIELDS):
+        for item in self.hook.list_request_sets(self.ad_account_id, fields=DEFAULT_SET_FIELDS):
             marker = parse_marker(item.get("name"))
             if marker is not None:
                 digest, k, n = marker
@@ -120,16 +118,9 @@ class SetIndex:
         return self._by_digest.get(digest, {})
 
 
-def _as_int(value: Any) -> int | None:
-    try:
-        return int(value)
-    except (TypeError, ValueError):
-        return None
-
-
 def _pick(part: RequestSetPart, plan: RequestSetPlan, candidates: list[dict[str, Any]]) -> dict[str, Any]:
     """The existing set for a part; a size mismatch means the key was reused for other requests."""
-    matching = [c for c in candidates if _as_int(c.get("total_count")) in (part.size, None)]
+    matching = [c for c in candidates if as_int(c.get("total_count")) in (part.size, None)]
     if not matching:
         counts = ", ".join(f"{c.get('id')} has {c.get('total_count')}" for c in candidates)
         raise FacebookGraphError(
@@ -172,7 +163,7 @@ def _verify_known(
             f"{len(plan.parts)}: the requests changed between tries of this task instance"
         )
     wanted = [str(i) for i in known_ids if i]
-    found = hook.get_request_sets(wanted, fields=SET_LIST_FIELDS) if wanted else {}
+    found = hook.get_request_sets(wanted, fields=DEFAULT_SET_FIELDS) if wanted else {}
     out: dict[int, SubmittedSet] = {}
     for set_id, part in zip(known_ids, plan.parts, strict=True):
         if not set_id:
@@ -180,7 +171,7 @@ def _verify_known(
         item = found.get(str(set_id))
         if not isinstance(item, Mapping):
             raise FacebookGraphError(f"request set {set_id} remembered from an earlier try is not on Graph")
-        if _as_int(item.get("total_count")) not in (part.size, None):
+        if as_int(item.get("total_count")) not in (part.size, None):
             raise FacebookGraphError(
                 f"request set {set_id} remembered from an earlier try holds {item.get('total_count')} "
                 f"requests, part {part.number}/{len(plan.parts)} now has {part.size}: the requests "
@@ -313,30 +304,21 @@ def create_request_sets(
     requests: Any,
     name: Any,
     *,
-    notification_uri: Any = None,
-    notification_mode: Any = None,
-    max_set_size: Any = MAX_SET_SIZE,
-    idempotency_key: Any = None,
     known_ids: Sequence[str | None] | None = None,
     ambiguous_checks: int = 3,
     ambiguous_delay: float = 1.0,
+    **options: Any,
 ) -> list[str]:
     """Validate, split, name and create: the ids of the request sets, in part order.
 
     ``requests`` are ``{"name", "relative_url", "body"}`` dicts (body: URL-encoded string or dict);
-    ``[]`` creates nothing and returns ``[]``. Everything is validated before the first HTTP call.
-    Calls with the same ``idempotency_key`` on the same account return the same sets and never
-    create them twice; without a key every call creates new sets.
+    ``[]`` creates nothing and returns ``[]``. ``options`` are :meth:`SetOptions.validated`'s
+    keywords (``notification_uri``, ``notification_mode``, ``max_set_size``, ``idempotency_key``).
+    Everything is validated before the first HTTP call. Calls with the same ``idempotency_key`` on
+    the same account return the same sets and never create them twice; without a key every call
+    creates new sets.
     """
-    plan = plan_request_sets(
-        ad_account_id,
-        requests,
-        name,
-        notification_uri=notification_uri,
-        notification_mode=notification_mode,
-        max_set_size=max_set_size,
-        idempotency_key=idempotency_key,
-    )
+    plan = plan_request_sets(ad_account_id, requests, name, **options)
     submitted = submit_plan(
         hook, plan, known_ids=known_ids, ambiguous_checks=ambiguous_checks, ambiguous_delay=ambiguous_delay
     )

@@ -43,6 +43,7 @@ class Window:
         return len(self.requests)
 
     def describe(self) -> str:
+        """``window 3 (lines 2001-3000)``, for error messages and logs."""
         return (
             f"window {self.number + 1} (lines {self.lines[0]}-{self.lines[-1]})" if self.lines else "window"
         )

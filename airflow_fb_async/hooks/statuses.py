@@ -42,15 +42,19 @@ class AsyncRequestStatus(StrEnum):
             raise ValueError(f"unknown async request status {value!r} (known: {known})") from None
 
     def is_terminal(self) -> bool:
+        """Done for good: succeeded, failed or canceled (nothing will change it any more)."""
         return self in TERMINAL_STATUSES
 
     def is_success(self) -> bool:
+        """The request ran and Graph returned its result."""
         return self is AsyncRequestStatus.SUCCESS
 
     def is_error(self) -> bool:
+        """Failed: its own error, a failed dependency or a conflict."""
         return self in ERROR_STATUSES
 
     def is_canceled(self) -> bool:
+        """Canceled by a user or because what it depended on was canceled."""
         return self in CANCELED_STATUSES
 
 
@@ -97,14 +101,21 @@ SET_COUNT_FIELDS = (
 )
 
 
+def as_int(value: object) -> int | None:
+    """Graph's loosely typed number (``12``, ``"12"``, ``12.0``) as an int; None when it is missing,
+    null, a bool or not a number. The one place counts, sizes and error codes are coerced."""
+    if value is None or isinstance(value, bool):
+        return None
+    try:
+        return int(value)  # type: ignore[call-overload]
+    except (TypeError, ValueError):
+        return None
+
+
 def set_count(value: object) -> int:
     """A set's count field as a non-negative int (missing, null or malformed counts are 0)."""
-    if value is None or isinstance(value, bool):
-        return 0
-    try:
-        return max(int(value), 0)  # type: ignore[call-overload]
-    except (TypeError, ValueError):
-        return 0
+    number = as_int(value)
+    return max(number, 0) if number is not None else 0
 
 
 def set_is_completed(raw_set: Mapping[str, object]) -> bool:

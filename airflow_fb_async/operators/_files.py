@@ -16,19 +16,7 @@ from itertools import islice
 from typing import TYPE_CHECKING, Any, overload
 
 from airflow_fb_async.exceptions import GraphInputError
-from airflow_fb_async.hooks.request_set_plan import (
-    MAX_SET_SIZE,
-    RequestSetPart,
-    RequestSetPlan,
-    key_digest,
-    normalize_ad_account_id,
-    part_names,
-    validate_idempotency_key,
-    validate_max_set_size,
-    validate_notification_mode,
-    validate_notification_uri,
-    validate_set_name,
-)
+from airflow_fb_async.hooks.request_set_plan import RequestSetPart, RequestSetPlan, SetOptions
 from airflow_fb_async.hooks.request_set_plan import validate_requests as validate_set_requests
 from airflow_fb_async.hooks.request_windows import RefsOf, Window, plan_windows, reference_refs
 from airflow_fb_async.jsonl import StoragePath, iter_lines
@@ -145,6 +133,7 @@ class FileParts(Sequence[RequestSetPart]):
         self._last: RequestSetPart | None = None
 
     def __len__(self) -> int:
+        """Number of parts (windows of the file)."""
         return len(self.scan.windows)
 
     @overload
@@ -182,27 +171,8 @@ def scan_set_file(path: StoragePath, max_set_size: int) -> FileScan:
     return scan_requests(path, max_set_size, reference_refs, unique_names(validate_set_requests))
 
 
-def file_request_set_plan(
-    path: StoragePath,
-    ad_account_id: Any,
-    name: Any,
-    *,
-    notification_uri: Any = None,
-    notification_mode: Any = None,
-    max_set_size: Any = MAX_SET_SIZE,
-    idempotency_key: Any = None,
-) -> tuple[RequestSetPlan, FileScan]:
-    """:func:`~..hooks.request_set_plan.plan_request_sets` for a requests file: the same checks
-    and names, with parts read from the file when each set is created."""
-    account = normalize_ad_account_id(ad_account_id)
-    validate_set_name(name)
-    uri = validate_notification_uri(notification_uri)
-    mode = validate_notification_mode(notification_mode)
-    size = validate_max_set_size(max_set_size)
-    key = validate_idempotency_key(idempotency_key)
-    scan = scan_set_file(path, size)
-    digest = key_digest(account, key) if key is not None else None
-    names = part_names(name, len(scan.windows), digest) if scan.windows else []
-    for part_name in names:
-        validate_set_name(part_name, what="name (with its part suffix)")
-    return RequestSetPlan(account, FileParts(scan, names), uri, mode, digest), scan
+def file_request_set_plan(path: StoragePath, options: SetOptions) -> tuple[RequestSetPlan, FileScan]:
+    """:meth:`SetOptions.plan_requests` for a requests file: the same checks and names, validated
+    line by line now, with each part read from the file when its set is created."""
+    scan = scan_set_file(path, options.max_set_size)
+    return options.plan(FileParts(scan, options.part_names(len(scan.windows)))), scan

@@ -1,45 +1,51 @@
-"""Operators for asynchronous batch request sets: submit (and optionally wait), update, cancel."""
+"""Submit asynchronous batch request sets (and optionally wait for them).
+
+The contracted import path of all three request set operators: :class:`SubmitAsyncBatchOperator`
+lives here; :class:`UpdateAsyncRequestSetOperator` and :class:`CancelAsyncRequestSetOperator` live
+in :mod:`.request_set_admin` and are re-exported.
+
+XComs of the submit operator: ``return_value`` is always the list of request set ids holding the
+work; with ``wait_for_completion`` the counts of each set are pushed as well, under the key
+``summary``: ``{set_id: {"total_count", "success_count", "error_count", "canceled_count"}}``.
+"""
 
 from __future__ import annotations
 
 import hashlib
 import time
+from dataclasses import replace
 from datetime import timedelta
-from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
-from airflow_fb_async._compat import BaseOperator, conf
-from airflow_fb_async.exceptions import (
-    FacebookGraphError,
-    GraphAPIError,
-    GraphInputError,
-)
+from airflow_fb_async._compat import conf
+from airflow_fb_async.exceptions import FacebookGraphError, GraphInputError
+from airflow_fb_async.hooks.request_set_plan import MAX_SET_SIZE, SetOptions
 from airflow_fb_async.hooks.request_set_reruns import TaskInstanceSubmission, TaskStateStore
-from airflow_fb_async.hooks.request_sets import (
-    MAX_SET_SIZE,
-    SubmittedSet,
-    plan_request_sets,
-    validate_notification_mode,
-    validate_notification_uri,
-    validate_set_name,
-)
-from airflow_fb_async.hooks.statuses import SET_COUNT_FIELDS, AsyncRequestStatus, set_count, set_is_completed
 from airflow_fb_async.jsonl import storage_path
 from airflow_fb_async.literals import parse_rendered_list
 from airflow_fb_async.operators._files import exactly_one, file_request_set_plan
-from airflow_fb_async.waiting.events import SET_FIELDS, event_result
-from airflow_fb_async.waiting.ids import normalize_ids
+from airflow_fb_async.operators._graph_operator import GraphOperator
+from airflow_fb_async.operators._xcom import push_xcom
+from airflow_fb_async.operators.request_set_admin import (
+    CancelAsyncRequestSetOperator as CancelAsyncRequestSetOperator,
+)
+from airflow_fb_async.operators.request_set_admin import (
+    UpdateAsyncRequestSetOperator as UpdateAsyncRequestSetOperator,
+)
+from airflow_fb_async.waiting.events import event_result
 from airflow_fb_async.waiting.sets import SetWait, cancel_sets, settle
 
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
 
     from airflow_fb_async._compat import Context
-    from airflow_fb_async.hooks.graph import GraphHook
     from airflow_fb_async.hooks.request_set_plan import RequestSetPlan
+    from airflow_fb_async.hooks.request_sets import SubmittedSet
 
 #: task_state_store key holding the submission state of the task instance (set ids per generation).
 STATE_KEY = "fb_async_request_set_ids"
+#: XCom key of the wait's summary ``{set_id: {counts}}`` (``return_value`` holds the ids).
+SUMMARY_KEY = "summary"
 
 
 def task_instance_key(context: Context | Mapping[str, Any]) -> str:
@@ -62,6 +68,7 @@ def task_instance_key(context: Context | Mapping[str, Any]) -> str:
 
 
 def _timeout_seconds(timeout: float | timedelta | None) -> float | None:
+    """The wait's timeout in seconds (None: no timeout); GraphInputError when not positive."""
     if timeout is None:
         return None
     seconds = timeout.total_seconds() if isinstance(timeout, timedelta) else float(timeout)
@@ -70,19 +77,7 @@ def _timeout_seconds(timeout: float | timedelta | None) -> float | None:
     return seconds
 
 
-class _GraphOperatorMixin:
-    graph_conn_id: str
-    api_version: str | None
-
-    @cached_property
-    def hook(self) -> GraphHook:
-        """The sync Graph hook for this operator's connection."""
-        from airflow_fb_async.hooks.graph import GraphHook
-
-        return GraphHook(graph_conn_id=self.graph_conn_id, api_version=self.api_version)
-
-
-class SubmitAsyncBatchOperator(_GraphOperatorMixin, BaseOperator):
+class SubmitAsyncBatchOperator(GraphOperator):
     """
     Submit requests to an ad account as asynchronous batch request sets, and optionally wait for them.
 
@@ -113,7 +108,8 @@ class SubmitAsyncBatchOperator(_GraphOperatorMixin, BaseOperator):
     :param name: base name of the request sets. (templated)
     :param notification_uri: http(s) URL Graph notifies when a set completes. (templated)
     :param notification_mode: ``OFF`` or ``ON_COMPLETE``. (templated)
-    :param wait_for_completion: wait until every set is completed and return their counts.
+    :param wait_for_completion: wait until every set is completed; their counts are pushed under the
+        XCom key ``summary``.
     :param deferrable: wait in the triggerer instead of a worker slot.
     :param poll_interval: seconds between status checks while waiting.
     :param timeout: give up waiting after this many seconds (or a timedelta); None waits forever.
@@ -123,9 +119,9 @@ class SubmitAsyncBatchOperator(_GraphOperatorMixin, BaseOperator):
     :param graph_conn_id: Graph connection id. (templated)
     :param api_version: Graph API version, default the connection's. (templated)
 
-    :return: the ids of the request sets holding the work (list), or with ``wait_for_completion`` the summary
-        ``{set_id: {"total_count", "success_count", "error_count", "canceled_count"}}`` (the ids are
-        then also pushed under the XCom key ``request_set_ids``).
+    :return: the ids of the request sets holding the work (list), always. With
+        ``wait_for_completion`` the XCom key ``summary`` holds
+        ``{set_id: {"total_count", "success_count", "error_count", "canceled_count"}}``.
     """
 
     template_fields: Sequence[str] = (
@@ -135,8 +131,7 @@ class SubmitAsyncBatchOperator(_GraphOperatorMixin, BaseOperator):
         "name",
         "notification_uri",
         "notification_mode",
-        "graph_conn_id",
-        "api_version",
+        *GraphOperator.template_fields,
     )
     template_fields_renderers = {"requests": "json"}
     ui_color = "#dbe7fb"
@@ -157,8 +152,6 @@ class SubmitAsyncBatchOperator(_GraphOperatorMixin, BaseOperator):
         max_set_size: int = MAX_SET_SIZE,
         fail_on_request_errors: bool = False,
         cancel_on_kill: bool = False,
-        graph_conn_id: str = "facebook_graph_default",
-        api_version: str | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -176,38 +169,64 @@ class SubmitAsyncBatchOperator(_GraphOperatorMixin, BaseOperator):
         self.max_set_size = max_set_size
         self.fail_on_request_errors = fail_on_request_errors
         self.cancel_on_kill = cancel_on_kill
-        self.graph_conn_id = graph_conn_id
-        self.api_version = api_version
         self.request_set_ids: list[str] = []
 
-    def execute(self, context: Context) -> Any:
+    def execute(self, context: Context) -> list[str]:
+        """Validate (before any HTTP), submit exactly once per task instance, optionally wait; return
+        the set ids (the summary of a wait goes to the XCom key ``summary``)."""
         if not isinstance(self.poll_interval, (int, float)) or self.poll_interval <= 0:
             raise GraphInputError(
                 f"poll_interval must be a positive number of seconds, got {self.poll_interval!r}"
             )
         timeout = _timeout_seconds(self.timeout)
-        if not isinstance(self.name, str) or not self.name.strip():
-            raise GraphInputError(f"request set name must be a non-empty string, got {self.name!r}")
         key = task_instance_key(context)
+        options = SetOptions.validated(
+            self.ad_account_id,
+            self.name,
+            notification_uri=self.notification_uri,
+            notification_mode=self.notification_mode,
+            max_set_size=self.max_set_size,
+            idempotency_key=key,
+        )
         if self.requests_path is not None:
-            plan = self._file_plan(key)
+            plan = self._file_plan(options)
         else:
-            plan = self._plan(parse_rendered_list(self.requests), key, 0)
+            plan = options.plan_requests(parse_rendered_list(self.requests))
         self.request_set_ids = []
-        if not plan.parts:
+        if plan.parts:
+            self._submit(context, plan, options)
+        else:
             self.log.info("No requests to submit: nothing sent")
-            return self._nothing_to_do(context)
+        if self.wait_for_completion:
+            summary = self._wait(timeout) if self.request_set_ids else {}
+            push_xcom(context, SUMMARY_KEY, summary)
+        return self.request_set_ids
+
+    def execute_complete(self, context: Context, event: dict[str, Any]) -> list[str]:
+        """Resume after the trigger fired: validate the event (raises on error or timeout), push its
+        summary under ``summary`` and return the set ids (the summary's keys, in order)."""
+        summary = settle(event, self.fail_on_request_errors, self.log)
+        push_xcom(context, SUMMARY_KEY, summary)
+        return list(summary)
+
+    def on_kill(self) -> None:
+        """With ``cancel_on_kill``, cancel every set this try created or found so far."""
+        if self.cancel_on_kill and self.request_set_ids:
+            cancel_sets(self.hook.cancel, self.request_set_ids, self.log, self.hook.scrub)
+
+    def _submit(self, context: Context, plan: RequestSetPlan, options: SetOptions) -> None:
+        """Make every part of ``plan`` (and any resubmission of canceled requests) exist on Graph
+        once; ``request_set_ids`` grows as each set comes to exist, for :meth:`on_kill`."""
         self.log.info(
             "Submitting %d request(s) to %s as %d request set(s) named %r (task instance key %s)",
             plan.total,
             plan.ad_account_id,
             len(plan.parts),
             plan.parts[0].name,
-            key,
+            options.idempotency_key,
         )
 
         def record(part: SubmittedSet) -> None:
-            # Ids are recorded as each part comes to exist, so on_kill can cancel a half-done submission.
             if part.id not in self.request_set_ids:
                 self.request_set_ids.append(part.id)
             self.log.info(
@@ -218,26 +237,28 @@ class SubmitAsyncBatchOperator(_GraphOperatorMixin, BaseOperator):
                 "created" if part.created else "already existed, reused",
             )
 
+        def resubmission(requests: Any, generation: int) -> RequestSetPlan:
+            # Generation g: the canceled requests again, under their own name and key.
+            return replace(
+                options,
+                name=f"{options.name} (resubmit {generation})",
+                idempotency_key=f"{options.idempotency_key}|resubmit {generation}",
+            ).plan_requests(requests)
+
         submission = TaskInstanceSubmission(
-            self.hook,
-            plan,
-            lambda requests, generation: self._plan(requests, key, generation),
-            store=TaskStateStore.of(context, STATE_KEY),
-            on_set=record,
+            self.hook, plan, resubmission, store=TaskStateStore.of(context, STATE_KEY), on_set=record
         ).run()
         self.request_set_ids = submission.set_ids
         if submission.resubmitted:
             self.log.info("Submitted %d canceled request(s) again", submission.resubmitted)
         self.log.info("Request sets holding the work: %s", ", ".join(self.request_set_ids))
-        if not self.wait_for_completion:
-            return self.request_set_ids
 
-        ti = context.get("ti")
-        if ti is not None and hasattr(ti, "xcom_push"):
-            ti.xcom_push(key="request_set_ids", value=self.request_set_ids)
-        # One check before deferring: sets already done (or gone) need no wait at all.
+    def _wait(self, timeout: float | None) -> dict[str, dict[str, int]]:
+        """Wait for every set: one check first (sets already done need no wait), then in the
+        triggerer (deferrable: this raises TaskDeferred) or on this worker. Returns the summary."""
+        interval = float(self.poll_interval)
         wait = SetWait(self.request_set_ids, self.log, fail_on_request_errors=self.fail_on_request_errors)
-        event, _ = wait.try_poll(self.hook, float(self.poll_interval))
+        event, _ = wait.try_poll(self.hook, interval)
         if event is not None:
             return event_result(event)
         if self.deferrable:
@@ -248,7 +269,7 @@ class SubmitAsyncBatchOperator(_GraphOperatorMixin, BaseOperator):
                     request_set_ids=self.request_set_ids,
                     graph_conn_id=self.graph_conn_id,
                     api_version=self.api_version,
-                    poll_interval=float(self.poll_interval),
+                    poll_interval=interval,
                     end_time=time.time() + timeout if timeout is not None else None,
                     fail_on_request_errors=self.fail_on_request_errors,
                     cancel_on_kill=self.cancel_on_kill,
@@ -256,41 +277,12 @@ class SubmitAsyncBatchOperator(_GraphOperatorMixin, BaseOperator):
                 method_name="execute_complete",
                 timeout=timedelta(seconds=timeout) if timeout is not None else None,
             )
-        return wait.wait_sync(self.hook, float(self.poll_interval), timeout)
+        return wait.wait_sync(self.hook, interval, timeout)
 
-    def execute_complete(self, context: Context, event: dict[str, Any]) -> dict[str, dict[str, int]]:
-        """Resume after the trigger fired: validate the event and return the summary (raises on error/timeout)."""
-        return settle(event, self.fail_on_request_errors, self.log)
-
-    def on_kill(self) -> None:
-        if self.cancel_on_kill and self.request_set_ids:
-            cancel_sets(self.hook.cancel, self.request_set_ids, self.log, self.hook.scrub)
-
-    def _plan(self, requests: Any, key: str, generation: int) -> RequestSetPlan:
-        """Generation 0: the task's requests; generation g: canceled ones submitted again."""
-        suffix = f" (resubmit {generation})" if generation else ""
-        return plan_request_sets(
-            self.ad_account_id,
-            requests,
-            f"{self.name}{suffix}",
-            notification_uri=self.notification_uri,
-            notification_mode=self.notification_mode,
-            max_set_size=self.max_set_size,
-            idempotency_key=f"{key}|resubmit {generation}" if generation else key,
-        )
-
-    def _file_plan(self, key: str) -> RequestSetPlan:
+    def _file_plan(self, options: SetOptions) -> RequestSetPlan:
         """Generation 0 from ``requests_path``: validated line by line now, sets read when created."""
         source = storage_path(self.requests_path, "requests_path")
-        plan, scan = file_request_set_plan(
-            source,
-            self.ad_account_id,
-            self.name,
-            notification_uri=self.notification_uri,
-            notification_mode=self.notification_mode,
-            max_set_size=self.max_set_size,
-            idempotency_key=key,
-        )
+        plan, scan = file_request_set_plan(source, options)
         self.log.info(
             "Requests file %s: %d request(s) in %d set(s), sha256 %s",
             source,
@@ -299,228 +291,3 @@ class SubmitAsyncBatchOperator(_GraphOperatorMixin, BaseOperator):
             scan.sha256[:16],
         )
         return plan
-
-    def _nothing_to_do(self, context: Context) -> list[str] | dict[str, dict[str, int]]:
-        if not self.wait_for_completion:
-            return []
-        ti = context.get("ti")
-        if ti is not None and hasattr(ti, "xcom_push"):
-            ti.xcom_push(key="request_set_ids", value=[])
-        return {}
-
-
-class UpdateAsyncRequestSetOperator(_GraphOperatorMixin, BaseOperator):
-    """
-    Update a request set's name or notification settings.
-
-    Graph lets the notification fields change only until the notification is sent; after that the
-    operator fails with a message saying so.
-
-    :param request_set_id: the request set. (templated)
-    :param name: new name. (templated)
-    :param notification_uri: new http(s) notification URL. (templated)
-    :param notification_mode: ``OFF`` or ``ON_COMPLETE``. (templated)
-    :param graph_conn_id: Graph connection id. (templated)
-    :param api_version: Graph API version, default the connection's. (templated)
-    :return: True
-    """
-
-    template_fields: Sequence[str] = (
-        "request_set_id",
-        "name",
-        "notification_uri",
-        "notification_mode",
-        "graph_conn_id",
-        "api_version",
-    )
-
-    def __init__(
-        self,
-        *,
-        request_set_id: str,
-        name: str | None = None,
-        notification_uri: str | None = None,
-        notification_mode: str | None = None,
-        graph_conn_id: str = "facebook_graph_default",
-        api_version: str | None = None,
-        **kwargs: Any,
-    ) -> None:
-        super().__init__(**kwargs)
-        self.request_set_id = request_set_id
-        self.name = name
-        self.notification_uri = notification_uri
-        self.notification_mode = notification_mode
-        self.graph_conn_id = graph_conn_id
-        self.api_version = api_version
-
-    def execute(self, context: Context) -> bool:
-        set_id = _object_id(self.request_set_id, "request_set_id")
-        if self.name is None and self.notification_uri is None and self.notification_mode is None:
-            raise GraphInputError(
-                "nothing to update: give at least one of name, notification_uri, notification_mode"
-            )
-        name = validate_set_name(self.name) if self.name is not None else None
-        uri = validate_notification_uri(self.notification_uri)
-        mode = validate_notification_mode(self.notification_mode)
-        try:
-            ok = self.hook.update_request_set(set_id, name=name, notification_uri=uri, notification_mode=mode)
-        except GraphAPIError as err:
-            if (uri is not None or mode is not None) and self._notification_sent(set_id, err):
-                raise GraphAPIError(
-                    f"cannot update request set {set_id}: its notification was already sent, so "
-                    "notification_uri and notification_mode can no longer change (Graph said: "
-                    f"{err.message})",
-                    code=err.code,
-                    error_subcode=err.error_subcode,
-                    type=err.type,
-                    fbtrace_id=err.fbtrace_id,
-                    status_code=err.status_code,
-                    method=err.method,
-                    path=err.path,
-                ) from err
-            raise
-        if ok is False:
-            raise FacebookGraphError(f"Graph did not confirm the update of request set {set_id}")
-        changed = {
-            k: v for k, v in (("name", name), ("notification_uri", uri), ("notification_mode", mode)) if v
-        }
-        self.log.info(
-            "Updated request set %s: %s", set_id, ", ".join(f"{k}={v!r}" for k, v in changed.items())
-        )
-        return True
-
-    def _notification_sent(self, set_id: str, err: GraphAPIError) -> bool:
-        try:
-            status = self.hook.get_request_set(set_id, fields="id,notification_status").get(
-                "notification_status"
-            )
-        except FacebookGraphError:
-            status = None
-        if isinstance(status, str):
-            return status.strip().lower() in ("sent", "sending")
-        return "notification" in (err.message or "").lower()
-
-
-class CancelAsyncRequestSetOperator(_GraphOperatorMixin, BaseOperator):
-    """
-    Cancel request sets or single requests: what is not yet processed is canceled.
-
-    Reads each object before and after and logs how many requests were canceled.
-
-    :param object_ids: one id, a comma-separated string, or a list; request set ids and request ids
-        may be mixed (an XCom from ``SubmitAsyncBatchOperator`` works as is). (templated)
-    :param graph_conn_id: Graph connection id. (templated)
-    :param api_version: Graph API version, default the connection's. (templated)
-    :return: ``{object_id: {"type": "request_set" | "request", "canceled": n, ...counts or status}}``
-    """
-
-    template_fields: Sequence[str] = ("object_ids", "graph_conn_id", "api_version")
-
-    def __init__(
-        self,
-        *,
-        object_ids: str | list[str],
-        graph_conn_id: str = "facebook_graph_default",
-        api_version: str | None = None,
-        **kwargs: Any,
-    ) -> None:
-        super().__init__(**kwargs)
-        self.object_ids = object_ids
-        self.graph_conn_id = graph_conn_id
-        self.api_version = api_version
-
-    def execute(self, context: Context) -> dict[str, dict[str, Any]]:
-        ids = normalize_ids(self.object_ids, "object_ids", "single Graph object id (request set or request)")
-        kinds = self._read_default_fields(ids)
-        set_ids = [i for i in ids if "status" not in (kinds.get(i) or {})]
-        request_ids = [i for i in ids if i not in set_ids]
-        before = self.hook.get_request_sets(set_ids, fields=SET_FIELDS) if set_ids else {}
-        before.update({i: kinds.get(i) or {} for i in request_ids})
-
-        for object_id in ids:
-            item = before.get(object_id) or {}
-            if object_id in set_ids and set_is_completed(item):
-                self.log.info("Request set %s is already completed: nothing to cancel", object_id)
-                continue
-            status = _status(item)
-            if object_id in request_ids and status is not None and status.is_terminal():
-                self.log.info("Request %s is already %s: nothing to cancel", object_id, item.get("status"))
-                continue
-            if self.hook.cancel(object_id) is False:
-                raise FacebookGraphError(f"Graph did not confirm the cancellation of {object_id}")
-
-        after = self.hook.get_request_sets(set_ids, fields=SET_FIELDS) if set_ids else {}
-        if request_ids:
-            after.update(self._read_default_fields(request_ids))
-        out: dict[str, dict[str, Any]] = {}
-        total = 0
-        for object_id in ids:
-            old, new = before.get(object_id) or {}, after.get(object_id) or {}
-            if object_id in set_ids:
-                canceled = max(0, set_count(new.get("canceled_count")) - set_count(old.get("canceled_count")))
-                counts = {k: set_count(new.get(k)) for k in SET_COUNT_FIELDS}
-                out[object_id] = {
-                    "type": "request_set",
-                    "canceled": canceled,
-                    "is_completed": set_is_completed(new),
-                    **counts,
-                }
-                self.log.info(
-                    "Request set %s: canceled %d request(s); now %d succeeded, %d failed, %d canceled of %d "
-                    "(completed: %s)",
-                    object_id,
-                    canceled,
-                    counts["success_count"],
-                    counts["error_count"],
-                    counts["canceled_count"],
-                    counts["total_count"],
-                    set_is_completed(new),
-                )
-            else:
-                old_status, new_status = _status(old), _status(new)
-                was = old_status is not None and old_status.is_canceled()
-                now = new_status is not None and new_status.is_canceled()
-                canceled = int(now and not was)
-                out[object_id] = {
-                    "type": "request",
-                    "canceled": canceled,
-                    "status_before": old.get("status"),
-                    "status": new.get("status"),
-                }
-                self.log.info(
-                    "Request %s: %s -> %s (%s)",
-                    object_id,
-                    old.get("status"),
-                    new.get("status"),
-                    "canceled" if canceled else "not canceled",
-                )
-            total += canceled
-        self.log.info("Canceled %d request(s) across %d object(s)", total, len(ids))
-        return out
-
-    def _read_default_fields(self, ids: list[str]) -> dict[str, dict[str, Any]]:
-        """Multi-id read with Graph's default fields, valid for sets and requests alike.
-
-        A set answers ``id, owner_id, name, is_completed``; a request ``id, scope_object_id, status``.
-        """
-        out = self.hook.get_objects(ids)
-        missing = [i for i in ids if i not in out]
-        if missing:
-            raise FacebookGraphError(f"Graph did not return object(s) {', '.join(missing)}")
-        return out
-
-
-def _status(item: Mapping[str, Any]) -> AsyncRequestStatus | None:
-    try:
-        return AsyncRequestStatus.parse(item["status"])
-    except (KeyError, ValueError):
-        return None
-
-
-def _object_id(value: Any, what: str) -> str:
-    if isinstance(value, bool) or not isinstance(value, (str, int)) or not str(value).strip():
-        raise GraphInputError(f"{what} must be a non-empty id, got {value!r}")
-    text = str(value).strip()
-    if any(ch in text for ch in "/?&#, "):
-        raise GraphInputError(f"{what} must be a single Graph object id, got {value!r}")
-    return text

@@ -27,6 +27,7 @@ from airflow_fb_async.hooks.graph import GraphHook
 from airflow_fb_async.jsonl import JsonlWriter, StoragePath, storage_path
 from airflow_fb_async.literals import parse_rendered_list
 from airflow_fb_async.operators._files import exactly_one, read_window
+from airflow_fb_async.operators._xcom import push_xcom
 from airflow_fb_async.operators.file_batch import run_file_batch, scan_batch_file
 from airflow_fb_async.operators.task_state import journal_from_context, refuse_blind_resend
 
@@ -198,13 +199,11 @@ class GraphBatchOperator(BaseOperator):
     def _push_results(self, context: Context, results: Any) -> bool:
         """Push ``results`` (list, or a file run's summary) as this try's ``return_value`` before
         failing, so what ran is visible."""
-        ti = context.get("ti")
-        if ti is None:
-            return False
-        ti.xcom_push(key="return_value", value=results if isinstance(results, dict) else list(results))
-        return True
+        return push_xcom(context, "return_value", results if isinstance(results, dict) else list(results))
 
     def execute(self, context: Context) -> list[dict[str, Any]] | dict[str, Any]:
+        """Validate every request (before any connection lookup), run the batch (resuming an earlier
+        try's journal), and return the results, or the file summary with ``output_path``."""
         output = None if self.output_path is None else storage_path(self.output_path, "output_path")
         lines: list[int] | None = None
         if self.requests_path is not None:

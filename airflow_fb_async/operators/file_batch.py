@@ -91,6 +91,7 @@ class FileProgress:
             TaskStateJournal(store, [], key=WINDOW_KEY).clear()
 
     def save(self) -> None:
+        """Record the windows done and the failures so far, so a retry starts after them."""
         if self.store is None:
             return
         head = {"v": HEAD_VERSION, **self.identity, "windows": self.windows, "failed": self.failed}

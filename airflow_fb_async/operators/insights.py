@@ -19,19 +19,20 @@ the file is written under a temporary name and renamed at the end (a failed try 
 from __future__ import annotations
 
 import asyncio
-import json
 import time
 from collections.abc import Generator, Iterator, Mapping, Sequence
 from dataclasses import replace
 from datetime import timedelta
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any
 
-from airflow_fb_async._compat import BaseOperator, ObjectStoragePath, conf
-from airflow_fb_async.exceptions import GraphInputError, InsightsReportError, TooManyResultsError
+from airflow_fb_async._compat import ObjectStoragePath, conf
+from airflow_fb_async.exceptions import GraphInputError, InsightsReportError
 from airflow_fb_async.hooks.insights import account_digits, insights_params
 from airflow_fb_async.hooks.insights_plan import ReportJob, jobs_from_json, jobs_to_json, settle
 from airflow_fb_async.jsonl import JsonlWriter, StoragePath, storage_path
 from airflow_fb_async.literals import parse_literal, parse_rendered_list
+from airflow_fb_async.operators._graph_operator import GraphOperator
+from airflow_fb_async.operators._xcom import bounded_list, check_int, limit_message, to_xcom
 from airflow_fb_async.triggers.insights import AsyncReportRunTrigger
 from airflow_fb_async.waiting.errors import describe_error, is_retryable
 from airflow_fb_async.waiting.report_runs import RUN_FIELDS, run_event_result
@@ -48,7 +49,7 @@ PLAN_XCOM_KEY = "insights_plan"
 NAMED_PARAMS = ("fields", "level", "date_preset", "time_range", "time_increment", "breakdowns", "filtering")
 
 
-class InsightsReportOperator(BaseOperator):
+class InsightsReportOperator(GraphOperator):
     """Run an insights report on one or many ad accounts as async report runs; write or return its rows.
 
     :param ad_account_ids: one account or a list (``act_<digits>`` or digits; templated; an XCom or a
@@ -90,8 +91,7 @@ class InsightsReportOperator(BaseOperator):
         "filtering",
         "report_params",
         "output_path",
-        "graph_conn_id",
-        "api_version",
+        *GraphOperator.template_fields,
     )
     ui_color = "#e7f0fd"
 
@@ -113,8 +113,6 @@ class InsightsReportOperator(BaseOperator):
         deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
         poll_interval: float = 30,
         page_size: int | None = None,
-        graph_conn_id: str = "facebook_graph_default",
-        api_version: str | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -133,22 +131,15 @@ class InsightsReportOperator(BaseOperator):
         self.deferrable = deferrable
         self.poll_interval = poll_interval
         self.page_size = page_size
-        self.graph_conn_id = graph_conn_id
-        self.api_version = api_version
         self._check_static_args()
 
     # ------------------------------------------------------------------ arguments
 
     def _check_static_args(self) -> None:
-        for name, value, low in (
-            ("max_xcom_items", self.max_xcom_items, 1),
-            ("max_job_retries", self.max_job_retries, 0),
-            ("page_size", self.page_size, 1),
-        ):
-            if name == "page_size" and value is None:
-                continue
-            if isinstance(value, bool) or not isinstance(value, int) or value < low:
-                raise GraphInputError(f"{name} must be an int >= {low}, got {type(value).__name__} {value!r}")
+        """The arguments that are never templated, checked when the DAG is parsed."""
+        check_int("max_xcom_items", self.max_xcom_items, 1)
+        check_int("max_job_retries", self.max_job_retries, 0)
+        check_int("page_size", self.page_size, 1, optional=True)
         if isinstance(self.poll_interval, bool) or not isinstance(self.poll_interval, int | float):
             raise GraphInputError(f"poll_interval must be a number of seconds, got {self.poll_interval!r}")
         if self.poll_interval < 0:
@@ -208,11 +199,6 @@ class InsightsReportOperator(BaseOperator):
     def _output(self) -> StoragePath | None:
         return None if self.output_path is None else storage_path(self.output_path, "output_path")
 
-    def _hook(self) -> GraphHook:
-        from airflow_fb_async.hooks.graph import GraphHook
-
-        return GraphHook(graph_conn_id=self.graph_conn_id, api_version=self.api_version)
-
     def _end_time(self) -> float | None:
         timeout = self.execution_timeout
         return time.time() + timeout.total_seconds() if timeout is not None else None
@@ -220,10 +206,12 @@ class InsightsReportOperator(BaseOperator):
     # ------------------------------------------------------------------ execution
 
     def execute(self, context: Context) -> Any:
+        """Validate (before any HTTP), start one report run per account, then wait (deferring when
+        asked) and deliver the rows: XCom, or JSON Lines with ``output_path``."""
         accounts = self._accounts()
         params = self._report_params()
         self._output()
-        hook = self._hook()
+        hook = self.hook
         jobs = self._start(hook, [ReportJob(account) for account in accounts], params)
         return self._wait(context, hook, jobs, params, self._end_time())
 
@@ -241,7 +229,7 @@ class InsightsReportOperator(BaseOperator):
             jobs, end_time = saved.get("jobs"), saved.get("end_time")
         plan = jobs_from_json(jobs)
         params = self._report_params()
-        hook = self._hook()
+        hook = self.hook
         plan = self._settle(hook, plan, runs, params)
         return self._wait(context, hook, plan, params, end_time)
 
@@ -387,18 +375,17 @@ class InsightsReportOperator(BaseOperator):
         return {"path": str(output), "count": writer.count, "report_runs": report_runs}
 
     def _collect(self, hook: GraphHook, rows: Iterator[dict[str, Any]]) -> list[dict[str, Any]]:
-        out: list[dict[str, Any]] = []
-        for row in rows:
-            out.append(row)
-            if len(out) > self.max_xcom_items:
-                raise TooManyResultsError(
-                    f"InsightsReportOperator: more than max_xcom_items={self.max_xcom_items} rows to return. "
-                    "XCom is not meant for that much data and rows are never truncated: set output_path "
-                    "(a local path or an ObjectStoragePath URL) to write them as JSON Lines, narrow the "
-                    "report, or raise max_xcom_items."
-                )
+        """At most ``max_xcom_items`` rows as plain, scrubbed JSON for XCom."""
+        limit = self.max_xcom_items
+        out = bounded_list(
+            rows,
+            limit,
+            lambda: limit_message(
+                "InsightsReportOperator", f"more than {limit}", "rows", limit, "narrow the report"
+            ),
+        )
         self.log.info("insights: returning %d row(s) through XCom", len(out))
-        return cast("list[dict[str, Any]]", json.loads(hook.scrub(json.dumps(out))))
+        return list(to_xcom(hook.scrub, out, InsightsReportError))
 
 
 async def _first_event(trigger: AsyncReportRunTrigger) -> Any:

@@ -5,66 +5,57 @@ request sets and either returns the normalised results through XCom (bounded by
 ``max_xcom_items``; it fails clearly rather than push too much) or streams them as JSON Lines to a
 local path or any Airflow ``ObjectStoragePath`` URL, in constant memory.
 
-Normalised item (one per request)::
-
-    {
-        "id": "<request id>",
-        "request_set_id": "<set id>",
-        "status": "SUCCESS",              # upper case, whatever Graph's spelling
-        "result": {"id": "1202..."},      # parsed when Graph sends a JSON string
-        "errors": [],                     # [{"error_code": int, "error_message": str, ...}]
-        ...                               # plus every extra field asked for with ``fields``
-    }
-
-``errors`` is always a list: Graph's docs describe the error ``result`` as an array of
-``{error_code, error_message}``, the official SDK and the emulator return one map, and a sync-style
-``{"error": {"code", "message"}}`` envelope is accepted too. It is empty for successful requests.
+Each request becomes one normalised item (:mod:`.result_items`): ``id``, ``request_set_id``,
+``status`` (upper case), ``result`` (parsed), ``errors`` (always a list) and the extra ``fields``.
 """
 
 from __future__ import annotations
 
-import json
 import re
 from collections import Counter
 from collections.abc import Generator, Iterable, Iterator, Sequence
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any
 
-from airflow_fb_async._compat import BaseOperator, ObjectStoragePath
 from airflow_fb_async.exceptions import AsyncRequestSetError, GraphInputError
 from airflow_fb_async.exceptions import TooManyResultsError as TooManyResultsError
-from airflow_fb_async.hooks.graph import GraphHook
+from airflow_fb_async.hooks._core import DEFAULT_SET_FIELDS
 from airflow_fb_async.hooks.statuses import (
-    CANCELED_STATUSES,
-    ERROR_STATUSES,
     AsyncRequestStatus,
+    as_int,
     normalize_statuses,
+    set_count,
     set_is_completed,
 )
 from airflow_fb_async.jsonl import JsonlWriter, StoragePath, storage_path
 from airflow_fb_async.literals import is_empty_list, parse_literal
+from airflow_fb_async.operators._graph_operator import GraphOperator
+from airflow_fb_async.operators._xcom import bounded_list, check_int, limit_message, to_xcom
+from airflow_fb_async.operators.result_items import (
+    BASE_FIELDS,
+    created_object_id,
+    expected_total,
+    normalize_request,
+)
 from airflow_fb_async.waiting.ids import normalize_ids
 
 if TYPE_CHECKING:
     import os
 
-    from airflow_fb_async._compat import Context, XComArg
+    from airflow_fb_async._compat import Context, ObjectStoragePath, XComArg
+    from airflow_fb_async.hooks.graph import GraphHook
 
-#: Fields always read from the ``requests`` edge.
-BASE_FIELDS = ("id", "status", "result")
-#: Keys of a normalised item that ``fields`` cannot override.
-RESERVED_KEYS = frozenset({"id", "request_set_id", "status", "result", "errors"})
 #: Graph's page size when neither the operator nor the connection sets one (the emulator's max).
 DEFAULT_PAGE_SIZE = 500
 
 _FIELD_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
-class AsyncRequestResultsOperator(BaseOperator):
+class AsyncRequestResultsOperator(GraphOperator):
     """Read the results of async request sets: return them (XCom) or write them as JSON Lines.
 
     :param request_set_ids: One request set id or a list of them (templated). Any XCom of
-        ``SubmitAsyncBatchOperator`` works as is (the id list, the ``wait_for_completion`` summary,
-        a mapped submit's list of lists); a comma-separated string or a rendered list literal
+        ``SubmitAsyncBatchOperator`` works as is (its id list, its ``summary`` XCom, a mapped
+        submit's list of lists); a comma-separated string or a rendered list literal
         (``"['1', '2']"``) is accepted too. Duplicates are read once.
     :param statuses: Only requests with these statuses (templated): one status, a comma-separated
         string or a list, any spelling/case (``"error"``, ``["SUCCESS", "In_progress"]``). ``None``
@@ -97,8 +88,7 @@ class AsyncRequestResultsOperator(BaseOperator):
         "statuses",
         "fields",
         "output_path",
-        "graph_conn_id",
-        "api_version",
+        *GraphOperator.template_fields,
     )
     ui_color = "#e7f0fd"
 
@@ -112,8 +102,6 @@ class AsyncRequestResultsOperator(BaseOperator):
         ids_only: bool = False,
         max_xcom_items: int = 1000,
         page_size: int | None = None,
-        graph_conn_id: str = "facebook_graph_default",
-        api_version: str | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -124,26 +112,17 @@ class AsyncRequestResultsOperator(BaseOperator):
         self.ids_only = ids_only
         self.max_xcom_items = max_xcom_items
         self.page_size = page_size
-        self.graph_conn_id = graph_conn_id
-        self.api_version = api_version
         # Non-templated arguments are checked at DAG parse time already.
         self._check_static_args()
 
     # ------------------------------------------------------------------ validation
 
     def _check_static_args(self) -> None:
+        """The arguments that are never templated, checked when the DAG is parsed."""
         if not isinstance(self.ids_only, bool):
             raise GraphInputError(f"ids_only must be a bool, got {self.ids_only!r}")
-        if (
-            isinstance(self.max_xcom_items, bool)
-            or not isinstance(self.max_xcom_items, int)
-            or self.max_xcom_items < 1
-        ):
-            raise GraphInputError(f"max_xcom_items must be an int >= 1, got {self.max_xcom_items!r}")
-        if self.page_size is not None and (
-            isinstance(self.page_size, bool) or not isinstance(self.page_size, int) or self.page_size < 1
-        ):
-            raise GraphInputError(f"page_size must be None or an int >= 1, got {self.page_size!r}")
+        check_int("max_xcom_items", self.max_xcom_items, 1)
+        check_int("page_size", self.page_size, 1, optional=True)
 
     @staticmethod
     def _as_list(value: Any, what: str) -> list[Any]:
@@ -173,6 +152,7 @@ class AsyncRequestResultsOperator(BaseOperator):
         return normalize_ids(self.request_set_ids, "request_set_ids")
 
     def _validated_statuses(self) -> list[str] | None:
+        """The status filter, upper case; with ``ids_only`` it must let SUCCESS through."""
         if self.statuses is None:
             statuses = None
         else:
@@ -192,6 +172,7 @@ class AsyncRequestResultsOperator(BaseOperator):
         return statuses
 
     def _validated_fields(self) -> list[str]:
+        """Extra plain field names to read, without the ones always read or filled by the operator."""
         if self.fields is None:
             return []
         out: list[str] = []
@@ -210,11 +191,14 @@ class AsyncRequestResultsOperator(BaseOperator):
         return out
 
     def _validated_output(self) -> StoragePath | None:
+        """Where to write JSON Lines, or None to return through XCom."""
         return None if self.output_path is None else storage_path(self.output_path, "output_path")
 
     # ------------------------------------------------------------------ execution
 
     def execute(self, context: Context) -> list[Any] | dict[str, Any]:
+        """Validate every argument (before any HTTP), read the sets' counts, then page through
+        their requests into XCom or a JSON Lines file."""
         set_ids = self._validated_set_ids()
         statuses = self._validated_statuses()
         extra_fields = self._validated_fields()
@@ -223,7 +207,7 @@ class AsyncRequestResultsOperator(BaseOperator):
             self.log.warning("results: ids_only=True ignores fields=%s", extra_fields)
             extra_fields = []
 
-        hook = GraphHook(graph_conn_id=self.graph_conn_id, api_version=self.api_version)
+        hook = self.hook
         totals = self._read_totals(hook, set_ids, statuses, early_limit=output is None)
         items = self._iter_items(hook, set_ids, statuses, extra_fields, totals)
         try:
@@ -239,9 +223,7 @@ class AsyncRequestResultsOperator(BaseOperator):
         """Read each set's counts (1 multi-id call per 50 sets) for progress totals and early checks."""
         if not set_ids:
             return {}
-        count_fields = ["id", "is_completed", "total_count", "initial_count", "in_progress_count"]
-        count_fields += ["success_count", "error_count", "canceled_count"]
-        sets = hook.get_request_sets(set_ids, fields=count_fields)
+        sets = hook.get_request_sets(set_ids, fields=DEFAULT_SET_FIELDS)
         totals: dict[str, int | None] = {}
         all_completed = True
         for set_id in set_ids:
@@ -250,19 +232,19 @@ class AsyncRequestResultsOperator(BaseOperator):
                 raise AsyncRequestSetError(f"request set {set_id} was not returned by Graph (does it exist?)")
             if not set_is_completed(info):
                 all_completed = False
-                pending = _int(info.get("initial_count")) + _int(info.get("in_progress_count"))
+                pending = set_count(info.get("initial_count")) + set_count(info.get("in_progress_count"))
                 self.log.warning(
                     "results: set %s is not completed (%d request(s) not processed yet): results are partial",
                     set_id,
                     pending,
                 )
-            totals[set_id] = _expected_total(info, statuses)
+            totals[set_id] = expected_total(info, statuses)
         # Fail before fetching anything when the counts already prove the limit is exceeded.
         if early_limit and self.ids_only:
             # Every id comes from a successful request (updates succeed without one): the success
             # counts bound the ids, and they only grow. Over the limit, the task could only ever
             # fail after reading pages for nothing, so it fails now.
-            successes = sum(_int((sets.get(set_id) or {}).get("success_count")) for set_id in set_ids)
+            successes = sum(set_count((sets.get(set_id) or {}).get("success_count")) for set_id in set_ids)
             if successes > self.max_xcom_items:
                 raise TooManyResultsError(self._limit_message(f"up to {successes}"))
         # Exact only for all requests (total_count) or SUCCESS alone (success_count) of completed sets.
@@ -281,6 +263,7 @@ class AsyncRequestResultsOperator(BaseOperator):
         extra_fields: list[str],
         totals: dict[str, int | None],
     ) -> Generator[dict[str, Any], None, None]:
+        """The normalised items of every set, in order, with progress lines every page."""
         fields = [*BASE_FIELDS, *extra_fields]
         log_every = self.page_size or _hook_page_size(hook)
         wanted = set(statuses) if statuses is not None else None
@@ -304,6 +287,7 @@ class AsyncRequestResultsOperator(BaseOperator):
                 )
 
     def _log_progress(self, set_id: str, fetched: int, total: int | None) -> None:
+        """``set S: 500/1200 fetched (41%)``, or without a known total just the count."""
         if total:
             pct = min(100, fetched * 100 // total)
             self.log.info("results: set %s: %d/%d fetched (%d%%)", set_id, fetched, total, pct)
@@ -311,178 +295,56 @@ class AsyncRequestResultsOperator(BaseOperator):
             self.log.info("results: set %s: %d fetched", set_id, fetched)
 
     def _limit_message(self, count: int | str) -> str:
+        """The failure text when more than ``max_xcom_items`` would be returned."""
         what = "object ids" if self.ids_only else "results"
-        return (
-            f"AsyncRequestResultsOperator: {count} {what} to return, more than max_xcom_items="
-            f"{self.max_xcom_items}. XCom is not meant for that much data and results are never truncated: "
-            f"set output_path (a local path or an ObjectStoragePath URL) to write them as JSON Lines, "
-            f"narrow them with statuses=..., or raise max_xcom_items."
+        return limit_message(
+            "AsyncRequestResultsOperator", count, what, self.max_xcom_items, "narrow them with statuses=..."
         )
 
-    def _collect(self, hook: GraphHook, items: Iterator[dict[str, Any]]) -> list[Any]:
-        out: list[Any] = []
+    def _values(self, items: Iterable[dict[str, Any]], counts: Counter[str]) -> Iterator[Any]:
+        """What is handed on: each item, or with ``ids_only`` the id each created (requests that
+        created none are skipped and counted in the log). ``counts`` gains every item's status."""
         no_id = 0
         for item in items:
-            if self.ids_only:
-                object_id = created_object_id(item)
-                if object_id is None:
-                    no_id += 1
-                    continue
-                out.append(object_id)
+            counts[item["status"]] += 1
+            if not self.ids_only:
+                yield item
+            elif (object_id := created_object_id(item)) is not None:
+                yield object_id
             else:
-                out.append(item)
-            if len(out) > self.max_xcom_items:
-                raise TooManyResultsError(self._limit_message(f"more than {self.max_xcom_items}"))
+                no_id += 1
         if no_id:
             self.log.info("results: %d successful request(s) returned no object id (updates?)", no_id)
-        # A JSON round trip proves the XCom is serialisable; scrubbing on the way guards the token.
-        try:
-            result = json.loads(hook.scrub(json.dumps(out)))
-        except (TypeError, ValueError) as exc:
-            raise AsyncRequestSetError(f"results are not JSON-serialisable: {exc}") from None
-        what = "object ids" if self.ids_only else "items"
-        self.log.info("results: returning %d %s through XCom", len(result), what)
-        return cast("list[Any]", result)
+
+    def _collect(self, hook: GraphHook, items: Iterator[dict[str, Any]]) -> list[Any]:
+        """At most ``max_xcom_items`` values as plain, scrubbed JSON for XCom."""
+        limit = self.max_xcom_items
+        values = bounded_list(
+            self._values(items, Counter()), limit, lambda: self._limit_message(f"more than {limit}")
+        )
+        result = to_xcom(hook.scrub, values, AsyncRequestSetError)
+        self.log.info(
+            "results: returning %d %s through XCom", len(result), "object ids" if self.ids_only else "items"
+        )
+        return list(result)
 
     def _write_jsonl(
         self, hook: GraphHook, items: Iterator[dict[str, Any]], output: StoragePath
     ) -> dict[str, Any]:
+        """Stream the values to ``output`` as JSON Lines; return ``{"path", "count", "counts_by_status"}``."""
         counts: Counter[str] = Counter()
-        no_id = 0
         with JsonlWriter(output, hook.scrub) as writer:
-            for item in items:
-                counts[item["status"]] += 1
-                value: Any = item
-                if self.ids_only:
-                    value = created_object_id(item)
-                    if value is None:
-                        no_id += 1
-                        continue
+            for value in self._values(items, counts):
                 writer.write(value)
-        if no_id:
-            self.log.info("results: %d successful request(s) returned no object id (updates?)", no_id)
         path = str(output)
         self.log.info("results: wrote %d line(s) to %s (%s)", writer.count, path, dict(counts))
         return {"path": path, "count": writer.count, "counts_by_status": dict(counts)}
 
 
-# ---------------------------------------------------------------------- normalisation helpers
-
-
-def _int(value: Any) -> int:
-    try:
-        return int(value)
-    except (TypeError, ValueError):
-        return 0
-
-
 def _hook_page_size(hook: GraphHook) -> int:
     """The page size the hook asks for when the operator does not set one (conn extra ``page_size``)."""
     try:
-        return int(hook.core.config.page_size) or DEFAULT_PAGE_SIZE
+        size = as_int(hook.core.config.page_size)
     except Exception:  # not part of the hook's public contract: fall back to Graph's usual maximum
-        return DEFAULT_PAGE_SIZE
-
-
-def _expected_total(info: dict[str, Any], statuses: list[str] | None) -> int | None:
-    """Best estimate of how many requests of a set match ``statuses``, from its counts."""
-    if statuses is None:
-        return _int(info.get("total_count")) if "total_count" in info else None
-    wanted = {AsyncRequestStatus(s) for s in statuses}
-    count_fields: set[str] = set()
-    for status in wanted:
-        if status is AsyncRequestStatus.SUCCESS:
-            count_fields.add("success_count")
-        elif status in ERROR_STATUSES:
-            count_fields.add("error_count")
-        elif status in CANCELED_STATUSES:
-            count_fields.add("canceled_count")
-        elif status is AsyncRequestStatus.INITIAL:
-            count_fields.add("initial_count")
-        elif status is AsyncRequestStatus.IN_PROGRESS:
-            count_fields.add("in_progress_count")
-        else:
-            return None  # no count field maps to it (PENDING_DEPENDENCY)
-    if not all(f in info for f in count_fields):
-        return None
-    return sum(_int(info.get(f)) for f in count_fields)
-
-
-def _parse_json_text(value: Any) -> Any:
-    if isinstance(value, str):
-        text = value.strip()
-        if text[:1] in ("{", "[", '"') or text in ("true", "false", "null"):
-            try:
-                return json.loads(text)
-            except ValueError:
-                return value
-    return value
-
-
-def _as_error_code(value: Any) -> Any:
-    if isinstance(value, str) and value.strip().lstrip("-").isdigit():
-        return int(value)
-    return value
-
-
-def _normalize_error(entry: Any) -> dict[str, Any] | None:
-    entry = _parse_json_text(entry)
-    if not isinstance(entry, dict):
-        return None
-    if isinstance(entry.get("error"), dict):  # sync-style envelope {"error": {"code", "message"}}
-        entry = entry["error"]
-    if not any(k in entry for k in ("error_code", "error_message", "code", "message")):
-        return None
-    out = {
-        "error_code": _as_error_code(entry.get("error_code", entry.get("code"))),
-        "error_message": entry.get("error_message", entry.get("message")),
-    }
-    for key, value in entry.items():
-        if key not in ("error_code", "error_message", "code", "message") and key not in out:
-            out[key] = value
-    return out
-
-
-def normalize_errors(result: Any) -> list[dict[str, Any]]:
-    """Error ``result`` of a request -> list of ``{"error_code", "error_message", ...}``.
-
-    Accepts a map (SDK, emulator), an array of maps (Graph's docs), either as a JSON string, and a
-    sync-style ``{"error": {...}}`` envelope.
-    """
-    result = _parse_json_text(result)
-    entries = result if isinstance(result, list) else [result]
-    return [e for e in (_normalize_error(x) for x in entries) if e is not None]
-
-
-def normalize_request(
-    raw: dict[str, Any], request_set_id: str, extra_fields: Sequence[str] = ()
-) -> dict[str, Any]:
-    """One item of ``<set>/requests`` -> the operator's normalised item."""
-    status_raw = raw.get("status")
-    try:
-        status: str | None = AsyncRequestStatus.parse(status_raw).value if status_raw is not None else None
-    except ValueError:
-        status = str(status_raw).strip().upper()  # an unknown spelling: keep it, never crash
-    result = _parse_json_text(raw.get("result"))
-    errors = [] if status == AsyncRequestStatus.SUCCESS.value or result is None else normalize_errors(result)
-    item: dict[str, Any] = {
-        "id": None if raw.get("id") is None else str(raw["id"]),
-        "request_set_id": request_set_id,
-        "status": status,
-        "result": result,
-        "errors": errors,
-    }
-    for field in extra_fields:
-        if field not in RESERVED_KEYS:
-            item[field] = raw.get(field)
-    return item
-
-
-def created_object_id(item: dict[str, Any]) -> str | None:
-    """The object id a successful request created (``result.id``), else None."""
-    if item.get("status") != AsyncRequestStatus.SUCCESS.value:
-        return None
-    result = item.get("result")
-    if isinstance(result, dict) and result.get("id") not in (None, ""):
-        return str(result["id"])
-    return None
+        size = None
+    return size or DEFAULT_PAGE_SIZE

@@ -67,17 +67,21 @@ class BatchJournalError(FacebookGraphError, AirflowFailException):
 class InfoLogger(Protocol):
     """What the journal logs through: a stdlib logger or the task's ``self.log``."""
 
-    def info(self, msg: str, /, *args: Any) -> Any: ...
+    def info(self, msg: str, /, *args: Any) -> Any:
+        """Log ``msg % args`` at INFO."""
 
 
 class TaskStateStore(Protocol):
     """The part of Airflow 3.3's ``TaskStateStoreAccessor`` the journal uses."""
 
-    def get(self, key: str, default: Any = None) -> Any: ...
+    def get(self, key: str, default: Any = None) -> Any:
+        """The JSON value stored under ``key``, or ``default``."""
 
-    def set(self, key: str, value: Any) -> None: ...
+    def set(self, key: str, value: Any) -> None:
+        """Store a JSON value under ``key`` for later tries of the task instance."""
 
-    def delete(self, key: str) -> None: ...
+    def delete(self, key: str) -> None:
+        """Forget ``key``."""
 
 
 def _canonical(value: Any) -> Any:

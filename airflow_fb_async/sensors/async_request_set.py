@@ -83,6 +83,7 @@ class AsyncRequestSetSensor(BaseSensorOperator):
     # -- execution -------------------------------------------------------------------------------
 
     def execute(self, context: Context) -> Any:
+        """Check once; return the summary if already done, else poke or defer to the trigger."""
         wait = self._get_wait()
         if not wait.set_ids:
             self.log.info("No request sets to wait for (an empty list): done")
@@ -114,9 +115,11 @@ class AsyncRequestSetSensor(BaseSensorOperator):
         return PokeReturnValue(is_done=True, xcom_value=event_result(event))
 
     def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> Any:
+        """Resume after the trigger fired: the summary, or AsyncRequestSetError on error/timeout."""
         return settle(event, self.fail_on_request_errors, self.log)
 
     def on_kill(self) -> None:
+        """With ``cancel_on_kill``, cancel the sets not yet completed (best effort)."""
         if not self.cancel_on_kill:
             return
         try:

@@ -235,7 +235,9 @@ def test_operator_failing_paths(
         poll_interval=0.1,
         deferrable=False,
     )
-    art.scan("submit XCom", ids.execute(ctx(task_id="s")))
+    context = ctx(task_id="s")
+    art.scan("submit XCom", ids.execute(context))
+    art.scan("submit summary XCom", context["ti"].xcoms["summary"])
     set_ids = ids.request_set_ids
     res = AsyncRequestResultsOperator(task_id="r", request_set_ids=set_ids, fields=["input"])
     art.scan("results XCom", res.execute({}))

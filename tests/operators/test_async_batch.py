@@ -32,6 +32,7 @@ from airflow_fb_async.operators.async_batch import (
     UpdateAsyncRequestSetOperator,
     task_instance_key,
 )
+from tests.operators.test_batch_retries import xcom
 from tests.waits import paused_until_read, wait_done, wait_for
 
 ACCOUNT = "act_4242"
@@ -190,6 +191,7 @@ def test_submit_returns_ids_names_sets_and_logs_sizes(graph_conn: Any, logs: Any
     text = logs()
     assert isinstance(ids, list)
     assert len(ids) == 3
+    assert context["ti"].xcoms == {}  # no wait: no summary
     digest = key_digest(ACCOUNT, task_instance_key(context))
     sets = hook().get_request_sets(ids, fields="id,name,total_count")
     assert [sets[i]["name"] for i in ids] == [f"job [part {k}/3 #{digest}]" for k in (1, 2, 3)]
@@ -202,8 +204,11 @@ def test_submit_returns_ids_names_sets_and_logs_sizes(graph_conn: Any, logs: Any
 def test_thirty_requests_with_references_complete_with_correct_ids(graph_conn: Any) -> None:
     creative = hook().post(f"{ACCOUNT}/adcreatives", data={"name": "creative"})["id"]
     op = submit(requests=chains(10, creative), wait_for_completion=True, name="chains")
-    summary = op.execute(ctx())
-    (set_id,) = summary
+    context = ctx()
+    (set_id,) = op.execute(context)
+    assert list(context["ti"].xcoms) == ["summary"]
+    summary = context["ti"].xcoms["summary"]
+    assert list(summary) == [set_id]
     assert summary[set_id] == {"total_count": 30, "success_count": 30, "error_count": 0, "canceled_count": 0}
     results = list(hook().paginate(f"{set_id}/requests", params={"fields": "id,status,result"}))
     assert len(results) == 30
@@ -305,20 +310,28 @@ def test_deferrable_defers_to_the_trigger_then_completes(graph_conn: Any) -> Non
     assert info.value.method_name == "execute_complete"
     assert info.value.timeout is not None
     assert info.value.timeout.total_seconds() == 60
-    assert context["ti"].xcoms["request_set_ids"] == op.request_set_ids
+    assert context["ti"].xcoms == {}  # nothing pushed before the wait is over
     counts = {"total_count": 3, "success_count": 3, "error_count": 0, "canceled_count": 0}
     event = {"status": "success", "message": "ok", "request_sets": {op.request_set_ids[0]: counts}}
-    assert op.execute_complete(context, event) == {op.request_set_ids[0]: counts}
+    # On resume the operator is a fresh instance (no ids in memory): the ids come from the event.
+    resumed = submit(wait_for_completion=True, deferrable=True, timeout=60, poll_interval=5)
+    assert resumed.execute_complete(context, event) == op.request_set_ids
+    assert context["ti"].xcoms == {"summary": {op.request_set_ids[0]: counts}}
+    failed = ctx(run_id="defer")
     with pytest.raises(AsyncRequestSetError, match="boom"):
-        op.execute_complete(context, {**event, "status": "error", "message": "boom"})
+        resumed.execute_complete(failed, {**event, "status": "error", "message": "boom"})
+    assert failed["ti"].xcoms == {}
 
 
 def test_deferrable_returns_at_once_when_already_complete(graph_conn: Any) -> None:
     context = ctx(run_id="done")
     ids = submit().execute(context)
     wait_done(graph_conn, *ids)
-    summary = submit(wait_for_completion=True, deferrable=True).execute(context)  # no TaskDeferred
-    assert summary == {ids[0]: {"total_count": 3, "success_count": 3, "error_count": 0, "canceled_count": 0}}
+    again = ctx(run_id="done")
+    assert submit(wait_for_completion=True, deferrable=True).execute(again) == ids  # no TaskDeferred
+    assert again["ti"].xcoms == {
+        "summary": {ids[0]: {"total_count": 3, "success_count": 3, "error_count": 0, "canceled_count": 0}}
+    }
 
 
 # ------------------------------------------------------------------------------------------------
@@ -514,6 +527,12 @@ def test_dag_submit_and_wait_deferrable(graph_conn: Any, airflow_db: None) -> No
     assert "success" in str(dag_run.state), dag_run.state
     sets = [o for o in graph_conn.objects("async_request_set") if str(o.get("name", "")).startswith("e2e [")]
     assert len(sets) == 2
+    # After the deferral: return_value is the id list, the counts are under "summary".
+    ids = xcom(dag_run, "submit")
+    assert ids == [str(s["id"]) for s in sorted(sets, key=lambda s: str(s["name"]))]  # part order
+    summary = xcom(dag_run, "submit", key="summary")
+    assert list(summary) == ids
+    assert [summary[i]["success_count"] for i in ids] == [3, 2]
     views = hook().get_request_sets([str(s["id"]) for s in sets], fields="is_completed,success_count")
     assert sorted(int(v["success_count"]) for v in views.values()) == [2, 3]
     multi_reads = [c for c in graph_conn.calls() if c["kind"] == "get_multi"]
@@ -590,9 +609,10 @@ def test_cancel_rejects_a_rendered_garbage_list_before_http(graph_conn: Any) -> 
 
 
 def test_wait_not_deferrable_logs_request_progress(graph_conn: Any, logs: Any) -> None:
+    context = ctx(run_id="progress")
     with paused_until_read(graph_conn, 1):  # pending at the first check: the wait loop runs
-        summary = submit(requests=simple(3), wait_for_completion=True).execute(ctx(run_id="progress"))
-    (set_id,) = summary
+        (set_id,) = submit(requests=simple(3), wait_for_completion=True).execute(context)
+    assert list(context["ti"].xcoms["summary"]) == [set_id]
     text = logs()
     assert "1/1 request set(s) done; requests: 3 succeeded, 0 failed, 0 canceled of 3" in text
     assert f"request set {set_id} completed: 3 succeeded" in text
@@ -601,7 +621,9 @@ def test_wait_not_deferrable_logs_request_progress(graph_conn: Any, logs: Any) -
 def test_wait_not_deferrable_rides_out_transient_read_errors(graph_conn: Any, logs: Any) -> None:
     # More 5xx on the status reads than the hook's own retries: the wait goes on, like the sensor's.
     graph_conn.fault("500", count=8, method="GET", path_regex="ids=")
-    summary = submit(requests=simple(2), wait_for_completion=True).execute(ctx(run_id="transient"))
-    (counts,) = summary.values()
+    context = ctx(run_id="transient")
+    ids = submit(requests=simple(2), wait_for_completion=True).execute(context)
+    assert list(context["ti"].xcoms["summary"]) == ids
+    (counts,) = context["ti"].xcoms["summary"].values()
     assert counts["success_count"] == 2
     assert "Reading request sets failed" in logs() or "First check failed" in logs()

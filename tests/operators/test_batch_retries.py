@@ -38,14 +38,14 @@ def task_instance(run: Any, task_id: str = "batch") -> Any:
         return ti
 
 
-def xcom(run: Any, task_id: str = "batch") -> Any:
-    """The ``return_value`` XCom the task's last try left."""
+def xcom(run: Any, task_id: str = "batch", key: str = "return_value") -> Any:
+    """The XCom under ``key`` (default ``return_value``) that the task's last try left."""
     from airflow.models.xcom import XComModel
     from airflow.utils.session import create_session
 
     with create_session() as session:
         rows = session.scalars(
-            XComModel.get_many(run_id=run.run_id, dag_ids=run.dag_id, task_ids=task_id, key="return_value")
+            XComModel.get_many(run_id=run.run_id, dag_ids=run.dag_id, task_ids=task_id, key=key)
         ).all()
         assert len(rows) == 1, rows
         return XComModel.deserialize_value(rows[0])

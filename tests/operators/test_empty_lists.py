@@ -40,10 +40,9 @@ def test_submit_with_no_requests_returns_empty_and_sends_nothing(
         deferrable=True,
     )
     ctx = context()
-    assert op.execute(ctx) == ({} if wait else [])
+    assert op.execute(ctx) == []
     assert graph_conn.http_calls() == 0
-    if wait:
-        assert ctx["ti"].xcoms["request_set_ids"] == []
+    assert ctx["ti"].xcoms == ({"summary": {}} if wait else {})
 
 
 def test_hook_create_async_batch_with_no_requests_creates_nothing(graph_conn: Any) -> None:

@@ -12,13 +12,8 @@ import pytest
 import requests
 
 from airflow_fb_async.exceptions import GraphAPIError, GraphInputError
-from airflow_fb_async.operators.results import (
-    AsyncRequestResultsOperator,
-    TooManyResultsError,
-    created_object_id,
-    normalize_errors,
-    normalize_request,
-)
+from airflow_fb_async.operators.result_items import created_object_id, normalize_errors, normalize_request
+from airflow_fb_async.operators.results import AsyncRequestResultsOperator, TooManyResultsError
 from tests.conftest import TEST_TOKEN, run_dag
 from tests.emu_admin import EmulatorAdmin
 from tests.waits import wait_done
@@ -410,7 +405,7 @@ def test_mapping_dag_reads_every_created_campaign_back(graph_conn: EmulatorAdmin
 @pytest.mark.parametrize(
     ("value", "expected"),
     [
-        # SubmitAsyncBatchOperator(wait_for_completion=True) returns the summary {set_id: counts}
+        # the "summary" XCom of SubmitAsyncBatchOperator(wait_for_completion=True): {set_id: counts}
         ({"11": {"total_count": 1}, "22": {"total_count": 2}}, ["11", "22"]),
         ("{'11': {'total_count': 1}, '22': {'total_count': 2}}", ["11", "22"]),
         # a mapped submit task's XCom: one list of ids per map index

@@ -236,7 +236,7 @@ def test_dag_fail_on_request_errors(graph_conn: Any, airflow_db: None, tmp_path:
 
 
 def test_summary_xcom_of_a_waiting_submit_works_as_request_set_ids(graph_conn: Any) -> None:
-    # SubmitAsyncBatchOperator(wait_for_completion=True) returns {set_id: counts}: wait on it as is,
+    # The "summary" XCom of SubmitAsyncBatchOperator(wait_for_completion=True) is {set_id: counts}: wait on it as is,
     # whether passed as an XComArg (a dict) or rendered from "{{ ti.xcom_pull(...) }}" (its repr).
     graph_conn.config(async_pace=10)
     ids = create_sets(graph_conn.url, 2, per_set=2)
