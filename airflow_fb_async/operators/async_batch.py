@@ -46,6 +46,7 @@ if TYPE_CHECKING:
 STATE_KEY = "fb_async_request_set_ids"
 #: XCom key of the wait's summary ``{set_id: {counts}}`` (``return_value`` holds the ids).
 SUMMARY_KEY = "summary"
+IDS_KEY = "request_set_ids"
 
 
 def task_instance_key(context: Context | Mapping[str, Any]) -> str:
@@ -198,6 +199,9 @@ class SubmitAsyncBatchOperator(GraphOperator):
         else:
             self.log.info("No requests to submit: nothing sent")
         if self.wait_for_completion:
+            # The ids go to XCom before the wait, so a wait that fails or times out still names
+            # the sets that exist (the return value is pushed only on success).
+            push_xcom(context, IDS_KEY, self.request_set_ids)
             summary = self._wait(timeout) if self.request_set_ids else {}
             push_xcom(context, SUMMARY_KEY, summary)
         return self.request_set_ids

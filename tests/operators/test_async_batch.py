@@ -206,7 +206,8 @@ def test_thirty_requests_with_references_complete_with_correct_ids(graph_conn: A
     op = submit(requests=chains(10, creative), wait_for_completion=True, name="chains")
     context = ctx()
     (set_id,) = op.execute(context)
-    assert list(context["ti"].xcoms) == ["summary"]
+    assert list(context["ti"].xcoms) == ["request_set_ids", "summary"]
+    assert context["ti"].xcoms["request_set_ids"] == [set_id]
     summary = context["ti"].xcoms["summary"]
     assert list(summary) == [set_id]
     assert summary[set_id] == {"total_count": 30, "success_count": 30, "error_count": 0, "canceled_count": 0}
@@ -280,15 +281,21 @@ def test_task_state_store_remembers_ids_and_skips_listing(graph_conn: Any) -> No
 def test_wait_not_deferrable_times_out(graph_conn: Any) -> None:
     graph_conn.config(async_pace=0)
     op = submit(wait_for_completion=True, timeout=0.5)
+    context = ctx(run_id="timeout")
     with pytest.raises(AsyncRequestSetError, match="timed out"):
-        op.execute(ctx(run_id="timeout"))
+        op.execute(context)
+    # The wait failed, yet the sets exist: their ids are in XCom before the wait starts.
+    assert len(op.request_set_ids) == 1
+    assert context["ti"].xcoms == {"request_set_ids": op.request_set_ids}
 
 
 def test_wait_fails_on_request_errors(graph_conn: Any) -> None:
     requests = [{"name": "bad", "relative_url": f"{ACCOUNT}/adsets", "body": "campaign_id=999999999"}]
     op = submit(requests=requests, wait_for_completion=True, fail_on_request_errors=True)
+    context = ctx(run_id="errors")
     with pytest.raises(AsyncRequestSetError, match="ended in error"):
-        op.execute(ctx(run_id="errors"))
+        op.execute(context)
+    assert context["ti"].xcoms["request_set_ids"] == op.request_set_ids
 
 
 def test_deferrable_defers_to_the_trigger_then_completes(graph_conn: Any) -> None:
@@ -310,13 +317,18 @@ def test_deferrable_defers_to_the_trigger_then_completes(graph_conn: Any) -> Non
     assert info.value.method_name == "execute_complete"
     assert info.value.timeout is not None
     assert info.value.timeout.total_seconds() == 60
-    assert context["ti"].xcoms == {}  # nothing pushed before the wait is over
+    assert context["ti"].xcoms == {
+        "request_set_ids": op.request_set_ids
+    }  # no summary before the wait is over
     counts = {"total_count": 3, "success_count": 3, "error_count": 0, "canceled_count": 0}
     event = {"status": "success", "message": "ok", "request_sets": {op.request_set_ids[0]: counts}}
     # On resume the operator is a fresh instance (no ids in memory): the ids come from the event.
     resumed = submit(wait_for_completion=True, deferrable=True, timeout=60, poll_interval=5)
     assert resumed.execute_complete(context, event) == op.request_set_ids
-    assert context["ti"].xcoms == {"summary": {op.request_set_ids[0]: counts}}
+    assert context["ti"].xcoms == {
+        "request_set_ids": op.request_set_ids,
+        "summary": {op.request_set_ids[0]: counts},
+    }
     failed = ctx(run_id="defer")
     with pytest.raises(AsyncRequestSetError, match="boom"):
         resumed.execute_complete(failed, {**event, "status": "error", "message": "boom"})
@@ -330,7 +342,8 @@ def test_deferrable_returns_at_once_when_already_complete(graph_conn: Any) -> No
     again = ctx(run_id="done")
     assert submit(wait_for_completion=True, deferrable=True).execute(again) == ids  # no TaskDeferred
     assert again["ti"].xcoms == {
-        "summary": {ids[0]: {"total_count": 3, "success_count": 3, "error_count": 0, "canceled_count": 0}}
+        "request_set_ids": ids,
+        "summary": {ids[0]: {"total_count": 3, "success_count": 3, "error_count": 0, "canceled_count": 0}},
     }
 
 
