@@ -10,7 +10,7 @@ One HTTP call, in :meth:`Engine.handle_http`::
 
 :meth:`Engine.execute` runs one Graph call (top-level, batch entry or async request) under the
 store lock: throttling, then ``routes.dispatch``, then usage headers and the ETag. The admin API
-(``/__admin/...``) is :data:`Engine.ADMIN`, a table like the Graph route table.
+(``/__admin/...``) is :data:`ADMIN`, a table like the Graph route table.
 """
 
 from __future__ import annotations
@@ -54,8 +54,10 @@ if TYPE_CHECKING:
 ANSWERED_BY_FAULT = frozenset({"500", "throttle", "token_rejected", "code1"})
 
 
-@dataclass
+@dataclass(frozen=True)
 class HttpResult:
+    """What the server sends back; ``drop``: close the connection without an answer."""
+
     status: int
     headers: dict[str, str]
     body: bytes
