@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import json
 from typing import TYPE_CHECKING, Any
+from urllib.parse import unquote
 
-from . import lenient_json
-from .core import Call, Resp, parse_bool, parse_form, split_relative_url
+from .core import Call, Resp, load_json_array, parse_bool, parse_form, split_relative_url
 from .errors import GraphError, bad_token, code1_error, param_error, server_error
 from .faults import entry_chosen
 from .refs import RefError, referenced_names, substitute
 
 if TYPE_CHECKING:
-    from .engine import Engine
+    from .context import Context
 
 MAX_BATCH = 50
 
@@ -20,15 +20,9 @@ MAX_BATCH = 50
 def parse_entries(raw: str | None) -> list[dict[str, Any]]:
     if raw is None or not raw.strip():
         raise param_error("The parameter batch is required")
-    try:
-        entries = lenient_json.loads(raw)
-    except ValueError as exc:
-        raise GraphError(
-            f"(#100) Param batch must be a valid JSON array: {exc}",
-            100,
-            user_title="Invalid batch",
-            user_msg="The batch parameter is not valid JSON.",
-        ) from None
+    entries = load_json_array(
+        raw, "batch", "Param batch must be a valid JSON array", "The batch parameter is not valid JSON."
+    )
     if not isinstance(entries, list) or not entries:
         raise param_error("Param batch must be a non-empty JSON array")
     if len(entries) > MAX_BATCH:
@@ -66,8 +60,6 @@ def _body_params(body: Any) -> dict[str, str]:
 
 
 def _entry_text(e: dict[str, Any]) -> str:
-    from urllib.parse import unquote
-
     body = e.get("body")
     body_text = json.dumps(body) if isinstance(body, dict) else str(body or "")
     return unquote(str(e.get("relative_url", ""))) + " " + unquote(body_text)
@@ -118,16 +110,16 @@ def entry_call(top: Call, e: dict[str, Any], lookup: Any = None) -> Call:
     )
 
 
-def run(eng: Engine, top: Call, entries: list[dict[str, Any]] | None = None) -> Resp:
+def run(ctx: Context, top: Call, entries: list[dict[str, Any]] | None = None) -> Resp:
     if entries is None:
         entries = parse_entries(top.params.get("batch"))
-    with eng.lock:
-        eng.counters["batch_entries"] += len(entries)
-        limit = eng.cfg["code1_above"]
-        if limit is not None and len(entries) > int(limit):
-            eng.counters["faults_injected"]["code1"] += 1
-            raise code1_error()
-        null_fraction = float(eng.cfg["null_fraction"])
+    store = ctx.store
+    store.count("batch_entries", len(entries))
+    limit = ctx.cfg["code1_above"]
+    if limit is not None and len(entries) > int(limit):
+        store.count_in("faults_injected", "code1")
+        raise code1_error()
+    null_fraction = float(ctx.cfg["null_fraction"])
     include_headers = parse_bool(top.params.get("include_headers")) is not False
     referenced = {n for e in entries for n in _depends(e)}
     outcomes: dict[str, Resp | None] = {}
@@ -135,23 +127,21 @@ def run(eng: Engine, top: Call, entries: list[dict[str, Any]] | None = None) -> 
     accounts: list[str | None] = []
     for index, e in enumerate(entries):
         name = e.get("name") if isinstance(e.get("name"), str) else None
-        if eng.faults.null_entry(top.ordinal, index, null_fraction):
-            with eng.lock:
-                eng.counters["faults_injected"]["null"] += 1
+        if ctx.faults.null_entry(top.ordinal, index, null_fraction):
+            store.count_in("faults_injected", "null")
             out.append(None)
             if name:
                 outcomes[name] = None
             continue
-        resp, call = _run_entry(eng, top, e, outcomes)
-        accounts.extend(a for a in eng.accounts_of(call) if a not in accounts)
+        resp, call = _run_entry(ctx, top, e, outcomes)
+        accounts.extend(a for a in ctx.accounts_of(call) if a not in accounts)
         if name:
             outcomes[name] = resp  # dependents see the real outcome, even if its answer is lost below
         if entry_chosen(top.entry_fault, index, f"{call.method} {e['relative_url']}") or (
-            eng.faults.random_entry_fault(top.ordinal, index, call.method)
+            ctx.faults.random_entry_fault(top.ordinal, index, call.method)
         ):
             # Committed; the answer is replaced by a transient code 2 error (same headers).
-            with eng.lock:
-                eng.counters["faults_injected"]["entry_error_after_commit"] += 1
+            store.count_in("faults_injected", "entry_error_after_commit")
             top.entry_faults += 1
             resp = Resp(500, server_error().body(), resp.headers)
         omit = e.get("omit_response_on_success")
@@ -173,13 +163,13 @@ def run(eng: Engine, top: Call, entries: list[dict[str, Any]] | None = None) -> 
                 resp.text if resp.text is not None else json.dumps(resp.body, separators=(",", ":"))
             )
         out.append(item)
-    with eng.lock:
-        headers = eng.usage.headers(accounts or [None], eng.cfg)
+    with store.lock:
+        headers = ctx.usage.headers(accounts or [None], ctx.cfg)
     return Resp(200, out, headers)
 
 
 def _run_entry(
-    eng: Engine, top: Call, e: dict[str, Any], outcomes: dict[str, Resp | None]
+    ctx: Context, top: Call, e: dict[str, Any], outcomes: dict[str, Resp | None]
 ) -> tuple[Resp, Call]:
     def lookup(name: str) -> Any:
         if name not in outcomes:
@@ -195,16 +185,30 @@ def _run_entry(
         call = entry_call(top, e, lookup)
     except RefError as exc:
         call = entry_call(top, e)
-        return eng.error_resp(call, GraphError(f"(#100) {exc}", 100, "GraphBatchException")), call
-    if call.token != top.token and call.token not in eng.tokens:
-        return eng.error_resp(call, bad_token()), call
+        return ctx.error_resp(call, GraphError(f"(#100) {exc}", 100, "GraphBatchException")), call
+    if call.token != top.token and call.token not in ctx.tokens:
+        return ctx.error_resp(call, bad_token()), call
     files: dict[str, tuple[str, bytes]] = {}
     attached = e.get("attached_files")
     if attached:
         for part in str(attached).split(","):
             part = part.strip()
             if part not in top.files:
-                return eng.error_resp(call, param_error(f"File {part!r} has not been attached")), call
+                return ctx.error_resp(call, param_error(f"File {part!r} has not been attached")), call
             files[part] = top.files[part]
     call.files = files
-    return eng.execute(call), call
+    return ctx.execute(call), call
+
+
+def accounts_of_entries(ctx: Context, top: Call) -> list[str | None]:
+    """The ad accounts a whole batch names (for a throttle fault that blocks them all)."""
+    out: list[str | None] = []
+    try:
+        for e in parse_entries(top.params.get("batch")):
+            _version, path, query = split_relative_url(str(e["relative_url"]))
+            for acc in ctx.accounts_of(Call(method="GET", path=path, params=query)):
+                if acc not in out:
+                    out.append(acc)
+    except GraphError:
+        pass
+    return [a for a in out if a is not None] or [None]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .faults import validate_random_spec
+from .faults import COUNTED_AS, FAULT_TYPES, validate_random_spec
 
 KINDS = (
     "batch",
@@ -19,19 +19,9 @@ KINDS = (
     "upload",
     "other",
 )
-FAULT_COUNTERS = (
-    "500",
-    "throttle",
-    "drop",
-    "null",
-    "code1",
-    "empty_page",
-    "short_batch",
-    "error_after_commit",
-    "entry_error_after_commit",
-    "job_failed",
-    "job_skipped",
-    "token_rejected",
+#: ``faults_injected`` keys: one per fault type (both drops count as ``drop``), plus ``null`` entries.
+FAULT_COUNTERS = tuple(
+    dict.fromkeys(["500", "throttle", "drop", "null", "code1", *(COUNTED_AS.get(t, t) for t in FAULT_TYPES)])
 )
 THROTTLE_CODES = frozenset({4, 17, 32, 341, 613, *range(80000, 80015)})
 

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from . import async_sets
+from . import async_processing
 
 if TYPE_CHECKING:
-    from .engine import Engine
+    from .context import Context
 
 
 def _account_digits(value: Any) -> str | None:
@@ -23,7 +23,7 @@ def _account_digits(value: Any) -> str | None:
     return value.removeprefix("act_")
 
 
-def unthrottle(eng: Engine, payload: dict[str, Any]) -> dict[str, Any]:
+def unthrottle(ctx: Context, payload: dict[str, Any]) -> dict[str, Any]:
     """End throttle blocks and forget recorded usage, as if the regain time and window had passed.
 
     ``{"account": "act_1"}`` limits it to one ad account; without it every account (and the app's
@@ -32,20 +32,19 @@ def unthrottle(eng: Engine, payload: dict[str, Any]) -> dict[str, Any]:
     unknown = set(payload) - {"account"}
     if unknown:
         raise ValueError(f"unthrottle takes only 'account'; unknown key(s): {', '.join(sorted(unknown))}")
-    usage = eng.usage
-    with eng.lock:
+    usage = ctx.usage
+    with ctx.store.lock:
         if "account" in payload:
             acc = _account_digits(payload["account"])
             ended = [acc] if usage.blocked_for(acc) > 0 else []
-            usage.blocked_until.pop(acc, None)
-            usage.calls.pop(acc, None)
+            usage.forget(acc)
         else:
-            ended = [a for a in usage.blocked_until if usage.blocked_for(a) > 0]
+            ended = usage.blocked_accounts()
             usage.reset()
     return {"unblocked": sorted(str(a) for a in ended)}
 
 
-def async_step(eng: Engine, payload: dict[str, Any]) -> dict[str, Any]:
+def async_step(ctx: Context, payload: dict[str, Any]) -> dict[str, Any]:
     """Start up to ``requests`` requests (default 1) in every incomplete set, or in ``set_id`` only.
 
     Each chosen set gets exactly that many starts in one processing pass (fewer when fewer
@@ -62,11 +61,12 @@ def async_step(eng: Engine, payload: dict[str, Any]) -> dict[str, Any]:
     if isinstance(count, bool) or not isinstance(count, int) or count < 0:
         raise ValueError(f"requests must be an integer >= 0, got {count!r}")
     set_id = payload.get("set_id")
-    with eng.lock:
+    with ctx.store.lock:
+        active = ctx.store.active_sets()
         if set_id is not None:
-            if str(set_id) not in eng.active_sets:
+            if str(set_id) not in active:
                 raise ValueError(f"set_id {set_id!r} is not an incomplete async request set")
             chosen = [str(set_id)]
         else:
-            chosen = sorted(eng.active_sets)
-        return {"sets": {sid: async_sets.step(eng, sid, count) for sid in chosen}}
+            chosen = active
+        return {"sets": {sid: async_processing.step(ctx, sid, count) for sid in chosen}}

@@ -14,7 +14,7 @@ from typing import Any
 from urllib.parse import parse_qsl
 
 from . import lenient_json
-from .errors import bad_json, param_error
+from .errors import GraphError, bad_json, param_error
 
 DEFAULT_VERSION = "v25.0"
 VERSION_RE = re.compile(r"^v\d+\.\d+$")
@@ -100,6 +100,17 @@ def parse_json_param(params: dict[str, str], name: str) -> Any:
         return lenient_json.loads(raw)
     except ValueError as exc:
         raise bad_json(name, str(exc)) from None
+
+
+def load_json_array(raw: str, name: str, message: str, user_msg: str) -> Any:
+    """``raw`` read as (lenient) JSON, or a code 100 error ``message: <why>`` titled ``Invalid <name>``
+    (the caller checks that it is the list it wants)."""
+    try:
+        return lenient_json.loads(raw)
+    except ValueError as exc:
+        raise GraphError(
+            f"(#100) {message}: {exc}", 100, user_title=f"Invalid {name}", user_msg=user_msg
+        ) from None
 
 
 def parse_list_param(params: dict[str, str], name: str) -> list[str] | None:

@@ -1,62 +1,76 @@
-"""The emulator's state and request pipeline (no sockets here: see ``server``)."""
+"""The emulator's request pipeline (no sockets here: see ``server``; no Graph state: see ``store``).
+
+One HTTP call, in :meth:`Engine.handle_http`::
+
+    parse (version, query + form, token)  -> count it, take its fault (queued, else random)
+    -> latency (a reset meanwhile drops it)  -> a fault that answers instead of the work
+       (500, throttle, token_rejected, code1, drop_before)  or the work: auth, then a standard batch
+       (``batch.run``) or :meth:`Engine.execute`  -> a fault that replaces the answer after the
+       work (short_batch, drop_after_commit, error_after_commit)  -> call log  -> JSON
+
+:meth:`Engine.execute` runs one Graph call (top-level, batch entry or async request) under the
+store lock: throttling, then ``routes.dispatch``, then usage headers and the ETag. The admin API
+(``/__admin/...``) is :data:`ADMIN`, a table like the Graph route table.
+"""
 
 from __future__ import annotations
 
 import copy
 import hashlib
-import hmac
 import json
-import os
 import random
 import sys
 import threading
 import time
 import traceback
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl
 
-from . import async_sets, batch, controls, graph_objects, insights
-from .config import default_config, fresh_counters, validate_config
+from . import async_processing, batch, controls, insights, model, routes
+from .auth import check_auth, token_of
+from .call_log import CallLog
+from .config import default_config, validate_config
 from .core import (
     ACT_RE,
     DEFAULT_VERSION,
     Call,
     Resp,
     classify,
-    now_iso,
     parse_body,
     parse_list_param,
-    split_relative_url,
     split_version,
 )
-from .errors import (
-    GraphError,
-    bad_token,
-    internal_error,
-    missing_token,
-    param_error,
-    server_error,
-    throttle_error,
-    token_rejected,
-)
+from .errors import GraphError, internal_error, param_error, server_error, throttle_error, token_rejected
 from .faults import FaultQueue
 from .refs import RefError
+from .store import Store
 from .throttle import UsageTracker
 
-FIRST_ID = 23850000000001
-APPSECRET_MAX_AGE = 300
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+#: Faults that answer a call instead of its work (the work is not done).
+ANSWERED_BY_FAULT = frozenset({"500", "throttle", "token_rejected", "code1"})
 
 
-@dataclass
+@dataclass(frozen=True)
 class HttpResult:
+    """What the server sends back; ``drop``: close the connection without an answer."""
+
     status: int
     headers: dict[str, str]
     body: bytes
     drop: bool = False
 
 
+DROPPED = HttpResult(0, {}, b"", drop=True)
+
+
 class Engine:
+    """The pipeline around the :class:`Store`: faults, auth, throttling, counters, the call log,
+    dispatch to the route table, and the admin API. Handlers see it as a ``context.Context``."""
+
     def __init__(
         self,
         tokens: list[str] | None = None,
@@ -66,71 +80,25 @@ class Engine:
         async_pace: float = 200.0,
         state_file: str | None = None,
     ) -> None:
-        self.lock = threading.RLock()
+        self.store = Store()
         self.tokens = set(tokens) if tokens else {"emulator-token"}
         self.initial_cfg = default_config(latency, null_fraction, async_pace, app_secret)
         self.cfg = copy.deepcopy(self.initial_cfg)
-        self.objects: dict[str, dict[str, Any]] = {}
-        self.accounts: dict[str, dict[str, Any]] = {}
-        self.next_id = FIRST_ID
-        self.counters = fresh_counters()
-        self.calls: list[dict[str, Any]] = []
-        self.call_seq = 0
-        self.notifications: list[dict[str, Any]] = []
+        self.call_log = CallLog(self.tokens)
         self.faults = FaultQueue()
         self.usage = UsageTracker()
-        self.active_sets: set[str] = set()
-        self.active_reports: dict[str, float] = {}  # unfinished report run id -> last tick
-        self.runtime: dict[str, dict[str, Any]] = {}
-        self.notifying: set[str] = set()
-        self.generation = 0
-        # Set by reset(): wakes the calls of the ended generation out of their latency sleep.
-        self.generation_ended = threading.Event()
         self.base_url = ""
         self.state_file = state_file
-        self.dirty = False
-        self.last_save = 0.0
         self.conn_lock = threading.Lock()
         self.active_connections = 0
         self.active_requests = 0
 
-    # ------------------------------------------------------------ state helpers
+    @property
+    def lock(self) -> threading.RLock:
+        """The store's lock, which also guards the engine's own state (faults, usage, call log)."""
+        return self.store.lock
 
-    def new_id(self) -> str:
-        with self.lock:
-            value = self.next_id
-            self.next_id += 1
-            return str(value)
-
-    def add_object(self, obj: dict[str, Any], count: bool = True) -> None:
-        with self.lock:
-            self.objects[obj["id"]] = obj
-            if count:
-                self.counters["objects_created"] += 1
-                by_type = self.counters["objects_created_by_type"]
-                by_type[obj["_type"]] = by_type.get(obj["_type"], 0) + 1
-            self.dirty = True
-
-    def account(self, digits: str) -> dict[str, Any]:
-        with self.lock:
-            acc = self.accounts.get(digits)
-            if acc is None:
-                acc = {
-                    "_type": "account",
-                    "id": f"act_{digits}",
-                    "account_id": digits,
-                    "name": f"Emulator Ad Account {digits}",
-                    "account_status": 1,
-                    "currency": "USD",
-                    "timezone_name": "America/Los_Angeles",
-                    "created_time": now_iso(),
-                }
-                self.accounts[digits] = acc
-                self.dirty = True
-            return acc
-
-    def mark_dirty(self) -> None:
-        self.dirty = True
+    # ------------------------------------------------------------ one Graph call
 
     def accounts_of(self, call: Call) -> list[str | None]:
         if call.accounts is None:
@@ -153,19 +121,19 @@ class Engine:
         out: list[str | None] = []
         for i in ids[:50]:
             m = ACT_RE.match(i)
-            acc = m.group(1) if m else (self.objects.get(i) or {}).get("account_id")
+            acc = m.group(1) if m else (self.store.get(i) or {}).get("account_id")
             if acc and acc not in out:
                 out.append(acc)
         return out or [None]
 
-    # ------------------------------------------------------------ pipeline
+    def _usage_headers(self, call: Call, accounts: list[str | None]) -> dict[str, str]:
+        if call.internal:
+            return {}
+        return self.usage.headers(accounts, self.cfg, insights.use_case(self, call))
 
     def error_resp(self, call: Call, err: GraphError) -> Resp:
         with self.lock:
-            accounts = self.accounts_of(call)
-            headers = (
-                {} if call.internal else self.usage.headers(accounts, self.cfg, insights.use_case(self, call))
-            )
+            headers = self._usage_headers(call, self.accounts_of(call))
         return Resp(err.status, err.body(), headers)
 
     def execute(self, call: Call) -> Resp:
@@ -174,9 +142,9 @@ class Engine:
             accounts = self.accounts_of(call)
             try:
                 if not call.internal and not self.usage.admit(accounts, self.cfg):
-                    self.counters["throttled_calls"] += 1
+                    self.store.count("throttled_calls")
                     raise throttle_error(int(self.cfg["throttle_code"]))
-                body = graph_objects.route(self, call)
+                body = routes.dispatch(self, call)
                 status = 200
             except GraphError as err:
                 status, body = err.status, err.body()
@@ -186,9 +154,7 @@ class Engine:
                 traceback.print_exc(file=sys.stderr)
                 ierr = internal_error()
                 status, body = ierr.status, ierr.body()
-            headers = (
-                {} if call.internal else self.usage.headers(accounts, self.cfg, insights.use_case(self, call))
-            )
+            headers = self._usage_headers(call, accounts)
         if call.method == "GET" and status == 200:
             # Insertion order is deterministic, so the compact serialization is a stable ETag source.
             text = json.dumps(body, separators=(",", ":"))
@@ -199,40 +165,7 @@ class Engine:
             return Resp(status, body, headers, text)
         return Resp(status, body, headers)
 
-    def check_auth(self, call: Call) -> None:
-        token = call.token
-        if not token:
-            raise missing_token()
-        if token not in self.tokens:
-            raise bad_token()
-        secret = self.cfg["app_secret"]
-        if not secret:
-            return
-        proof = call.params.get("appsecret_proof", "")
-        if not proof:
-            raise GraphError(
-                "API calls from the server require an appsecret_proof argument", 100, "GraphMethodException"
-            )
-        ts = call.params.get("appsecret_time")
-        if ts:
-            try:
-                age = abs(time.time() - int(ts))
-            except ValueError:
-                age = APPSECRET_MAX_AGE + 1
-            msg = f"{token}|{ts}"
-            expected = hmac.new(secret.encode(), msg.encode(), hashlib.sha256).hexdigest()
-            if age > APPSECRET_MAX_AGE:
-                raise GraphError(
-                    "Invalid appsecret_proof provided in the API argument: appsecret_time is too old",
-                    100,
-                    "GraphMethodException",
-                )
-        else:
-            expected = hmac.new(secret.encode(), token.encode(), hashlib.sha256).hexdigest()
-        if not hmac.compare_digest(expected, proof.lower()):
-            raise GraphError(
-                "Invalid appsecret_proof provided in the API argument", 100, "GraphMethodException"
-            )
+    # ------------------------------------------------------------ one HTTP call
 
     def handle_http(
         self, method: str, url_path: str, qs: str, headers: dict[str, str], raw: bytes, base_url: str
@@ -240,8 +173,7 @@ class Engine:
         """Serve one HTTP request, counting how many are being served at once (in flight)."""
         with self.conn_lock:
             self.active_requests += 1
-            if self.active_requests > self.counters["max_concurrent_requests"]:
-                self.counters["max_concurrent_requests"] = self.active_requests
+            self.store.peak("max_concurrent_requests", self.active_requests)
         try:
             return self._handle_http(method, url_path, qs, headers, raw, base_url)
         finally:
@@ -261,12 +193,6 @@ class Engine:
             form, files = {}, {}
             parse_error = param_error(f"Malformed request body: {exc}")
         params = {**query, **form}
-        token = params.get("access_token")
-        auth = headers.get("authorization", "")
-        if not token and auth:
-            scheme, _, value = auth.partition(" ")
-            if scheme.lower() in ("oauth", "bearer") and value.strip():
-                token = value.strip()
         call = Call(
             method=method,
             path=path,
@@ -274,110 +200,65 @@ class Engine:
             query=query,
             files=files,
             headers=headers,
-            token=token,
+            token=token_of(params, headers),
             base_url=base_url,
             version=version or DEFAULT_VERSION,
         )
         kind = classify(method, path, params)
+        store = self.store
         with self.lock:
             # The call belongs to the generation it is counted in: a reset while it runs keeps it
             # out of the fresh call log, as it is out of the fresh counters.
-            generation = self.generation
-            ended = self.generation_ended
-            self.counters["http_calls"] += 1
-            self.counters["calls_by_kind"][kind] += 1
-            ordinal = self.faults.next_ordinal()
-            fault = self.faults.take(method, url_path, f"{url_path}?{qs}" if qs else url_path, kind, ordinal)
+            generation = store.generation
+            ended = store.generation_ended
+            store.count("http_calls")
+            store.count_in("calls_by_kind", kind)
+            call.ordinal = self.faults.next_ordinal()
+            full = f"{url_path}?{qs}" if qs else url_path
+            fault = self.faults.take(method, url_path, full, kind, call.ordinal)
             latency = float(self.cfg["latency"]) + random.uniform(0, float(self.cfg["latency_jitter"]))
         if latency > 0:
             ended.wait(latency)  # a reset cuts the sleep short: the call then drops at once
-            with self.lock:
-                stale = generation != self.generation
-            if stale:
-                # Reset while this call slept: it must not create objects in the fresh world.
-                return HttpResult(0, {}, b"", drop=True)
-        call.ordinal = ordinal
+            if generation != store.generation:
+                return DROPPED  # reset while this call slept: it must not touch the fresh world
         ftype = fault["type"] if fault else None
         if ftype == "entry_error_after_commit":
             call.entry_fault = fault
-        batch_size = None
         entries = None
         if kind == "batch":
             try:
                 entries = batch.parse_entries(params.get("batch"))
-                batch_size = len(entries)
             except GraphError:
                 pass
-        resp: Resp | None = None
+
+        def log(status: int | None, logged_fault: str | None) -> None:
+            size = len(entries) if entries is not None else None
+            with self.lock:
+                if generation == store.generation:  # a call begun before a reset is not in the fresh log
+                    self.call_log.record(method, url_path, query, status, kind, logged_fault, started, size)
+
         if ftype == "drop_before":
-            with self.lock:
-                self.counters["faults_injected"]["drop"] += 1
-            self._log(method, url_path, query, None, kind, ftype, started, batch_size, generation)
-            return HttpResult(0, {}, b"", drop=True)
-        if ftype == "500":
-            with self.lock:
-                self.counters["faults_injected"]["500"] += 1
-            resp = self.error_resp(call, server_error())
-        elif ftype == "throttle":
-            with self.lock:
-                self.counters["faults_injected"]["throttle"] += 1
-                accounts = self._http_accounts(call, kind)
-                seconds = int(fault["regain_minutes"]) * float(self.cfg["regain_unit_seconds"])  # type: ignore[index]
-                for acc in accounts:
-                    self.usage.block(acc, seconds)
-                err = throttle_error(int(self.cfg["throttle_code"]))
-                headers = self.usage.headers(accounts, self.cfg, insights.use_case(self, call))
-                resp = Resp(400, err.body(), headers)
-        elif ftype == "token_rejected":
-            # Refused before any work, as Graph refuses an expired or revoked token.
-            with self.lock:
-                self.counters["faults_injected"]["token_rejected"] += 1
-            resp = self.error_resp(call, token_rejected(fault["subcode"]))  # type: ignore[index]
-        elif ftype == "code1":
-            with self.lock:
-                self.counters["faults_injected"]["code1"] += 1
-            resp = self.error_resp(
-                call,
-                GraphError(
-                    "Please reduce the amount of data you're asking for, then retry your request",
-                    1,
-                    "OAuthException",
-                    is_transient=True,
-                ),
-            )
+            return self._drop(log, ftype)
+        if fault is not None and ftype in ANSWERED_BY_FAULT:
+            resp = self._fault_answer(call, kind, fault)
         else:
             if ftype == "empty_page":
-                with self.lock:
-                    self.counters["faults_injected"]["empty_page"] += 1
+                store.count_in("faults_injected", "empty_page")
                 call.empty_page = True
-            try:
-                if parse_error is not None:
-                    raise parse_error
-                self.check_auth(call)
-                resp = batch.run(self, call, entries) if kind == "batch" else self.execute(call)
-            except GraphError as err:
-                resp = self.error_resp(call, err)
-            except Exception:
-                traceback.print_exc(file=sys.stderr)
-                resp = self.error_resp(call, internal_error())
+            resp = self._work(call, kind, entries, parse_error)
         if ftype == "short_batch" and resp.status == 200 and isinstance(resp.body, list):
             # The work is done, but the answer lists only the first half of the entries.
-            with self.lock:
-                self.counters["faults_injected"]["short_batch"] += 1
+            store.count_in("faults_injected", "short_batch")
             resp = Resp(200, resp.body[: len(resp.body) // 2], resp.headers)
         if ftype == "drop_after_commit":
-            with self.lock:
-                self.counters["faults_injected"]["drop"] += 1
-            self._log(method, url_path, query, None, kind, ftype, started, batch_size, generation)
-            return HttpResult(0, {}, b"", drop=True)
+            return self._drop(log, ftype)
         if ftype == "error_after_commit":
             # The work is done and committed; the answer is replaced by a transient code 2 error.
-            with self.lock:
-                self.counters["faults_injected"]["error_after_commit"] += 1
+            store.count_in("faults_injected", "error_after_commit")
             resp = self.error_resp(call, server_error())
         elif ftype is None and call.entry_faults:
             ftype = "entry_error_after_commit"  # random entry faults mark the call they happened in
-        self._log(method, url_path, query, resp.status, kind, ftype, started, batch_size, generation)
+        log(resp.status, ftype)
         if resp.body is None:
             body = b""
         elif "pretty" in params and params["pretty"] not in ("0", "false"):
@@ -386,71 +267,56 @@ class Engine:
             body = json.dumps(resp.body, separators=(",", ":")).encode()
         return HttpResult(resp.status, resp.headers, body)
 
-    def _http_accounts(self, call: Call, kind: str) -> list[str | None]:
-        if kind != "batch":
-            return self.accounts_of(call)
-        out: list[str | None] = []
+    def _drop(self, log: Callable[[int | None, str | None], None], ftype: str) -> HttpResult:
+        """Close the connection without an answer (a ``drop_*`` fault), logged with no status."""
+        self.store.count_in("faults_injected", "drop")
+        log(None, ftype)
+        return DROPPED
+
+    def _work(
+        self, call: Call, kind: str, entries: list[dict[str, Any]] | None, parse_error: GraphError | None
+    ) -> Resp:
+        """Auth, then the batch or the one call; any error as Graph's envelope."""
         try:
-            for e in batch.parse_entries(call.params.get("batch")):
-                _version, path, query = split_relative_url(str(e["relative_url"]))
-                for acc in self.accounts_of(Call(method="GET", path=path, params=query)):
-                    if acc not in out:
-                        out.append(acc)
-        except GraphError:
-            pass
-        return [a for a in out if a is not None] or [None]
+            if parse_error is not None:
+                raise parse_error
+            check_auth(call, self.tokens, self.cfg["app_secret"])
+            return batch.run(self, call, entries) if kind == "batch" else self.execute(call)
+        except GraphError as err:
+            return self.error_resp(call, err)
+        except Exception:
+            traceback.print_exc(file=sys.stderr)
+            return self.error_resp(call, internal_error())
 
-    def redact(self, query: dict[str, str]) -> dict[str, str]:
-        out = {}
-        for k, v in query.items():
-            if k in ("access_token", "appsecret_proof"):
-                v = "REDACTED"
-            else:
-                for t in self.tokens:
-                    if t in v:
-                        v = v.replace(t, "REDACTED")
-            out[k] = v
-        return out
-
-    def _log(
-        self,
-        method: str,
-        path: str,
-        query: dict[str, str],
-        status: int | None,
-        kind: str,
-        fault: str | None,
-        started: float,
-        batch_size: int | None,
-        generation: int,
-    ) -> None:
-        with self.lock:
-            if generation != self.generation:
-                return  # began before a reset: not part of the fresh log (its counters were reset too)
-            self.call_seq += 1
-            if len(self.calls) >= 200_000:
-                del self.calls[:10_000]
-            self.calls.append(
-                {
-                    "seq": self.call_seq,
-                    "method": method,
-                    "path": path,
-                    "query": self.redact(query),
-                    "status": status,
-                    "kind": kind,
-                    "fault": fault,
-                    "ms": round((time.monotonic() - started) * 1000, 2),
-                    "batch_size": batch_size,
-                }
-            )
+    def _fault_answer(self, call: Call, kind: str, fault: dict[str, Any]) -> Resp:
+        """The answer of a fault that stands in for the work (:data:`ANSWERED_BY_FAULT`)."""
+        ftype = fault["type"]
+        self.store.count_in("faults_injected", ftype)
+        if ftype == "throttle":
+            with self.lock:
+                accounts = (
+                    batch.accounts_of_entries(self, call) if kind == "batch" else self.accounts_of(call)
+                )
+                seconds = int(fault["regain_minutes"]) * float(self.cfg["regain_unit_seconds"])
+                for acc in accounts:
+                    self.usage.block(acc, seconds)
+                err = throttle_error(int(self.cfg["throttle_code"]))
+                headers = self.usage.headers(accounts, self.cfg, insights.use_case(self, call))
+            return Resp(400, err.body(), headers)
+        if ftype == "token_rejected":
+            # Refused before any work, as Graph refuses an expired or revoked token.
+            return self.error_resp(call, token_rejected(fault["subcode"]))
+        if ftype == "code1":
+            message = "Please reduce the amount of data you're asking for, then retry your request"
+            return self.error_resp(call, GraphError(message, 1, "OAuthException", is_transient=True))
+        return self.error_resp(call, server_error())  # "500"
 
     # ------------------------------------------------------------ connections
 
     def conn_opened(self) -> None:
         with self.conn_lock:
             self.active_connections += 1
-            if self.active_connections > self.counters["max_concurrent_connections"]:
-                self.counters["max_concurrent_connections"] = self.active_connections
+            self.store.peak("max_concurrent_connections", self.active_connections)
 
     def conn_closed(self) -> None:
         with self.conn_lock:
@@ -460,25 +326,12 @@ class Engine:
 
     def reset(self) -> None:
         with self.lock:
-            self.objects.clear()
-            self.accounts.clear()
-            peak = self.active_connections
-            self.counters = fresh_counters()
-            self.counters["max_concurrent_connections"] = peak
-            self.calls.clear()
+            self.store.reset(connections_open=self.active_connections)
+            self.call_log.clear()
             self.faults.clear()
             self.faults.set_random(None)
             self.cfg = copy.deepcopy(self.initial_cfg)
             self.usage.reset()
-            self.active_sets.clear()
-            self.active_reports.clear()
-            self.runtime.clear()
-            self.notifications.clear()
-            self.notifying.clear()
-            self.generation += 1
-            self.generation_ended.set()
-            self.generation_ended = threading.Event()
-            self.dirty = True
 
     def configure(self, changes: dict[str, Any]) -> dict[str, Any]:
         values = validate_config(changes)
@@ -494,105 +347,75 @@ class Engine:
         except ValueError as exc:
             return 400, {"error": {"message": f"invalid JSON body: {exc}"}}
         sub = sub.strip("/")
+        answer = ADMIN.get((method, sub)) or ADMIN.get(("*", sub))
+        if answer is None:
+            return 404, {"error": {"message": f"unknown admin endpoint {method} /__admin/{sub}"}}
         try:
             with self.lock:
-                if sub == "counters" and method == "GET":
-                    return 200, copy.deepcopy(self.counters)
-                if sub == "reset" and method == "POST":
-                    self.reset()
-                    return 200, {"reset": True}
-                if sub == "config":
-                    if method == "POST":
-                        if not isinstance(payload, dict):
-                            raise ValueError("config body must be a JSON object")
-                        return 200, self.configure(payload)
-                    return 200, copy.deepcopy(self.cfg)
-                if sub == "faults":
-                    if method == "POST":
-                        if not isinstance(payload, dict):
-                            raise ValueError("faults body must be a JSON object")
-                        if payload.get("clear"):
-                            self.faults.clear()
-                        else:
-                            self.faults.add(payload)
-                    return 200, {"faults": self.faults.listing()}
-                if sub == "calls" and method == "GET":
-                    return 200, {"calls": copy.deepcopy(self.calls)}
-                if sub == "objects" and method == "GET":
-                    wanted = query.get("type")
-                    objs = [
-                        {"type": o["_type"], **{k: v for k, v in o.items() if not k.startswith("_")}}
-                        for o in self.objects.values()
-                        if not wanted or o["_type"] == wanted
-                    ]
-                    return 200, {"objects": copy.deepcopy(objs)}
-                if sub == "notifications" and method == "GET":
-                    return 200, {"notifications": copy.deepcopy(self.notifications)}
-                if sub == "state" and method == "GET":
-                    return 200, self.snapshot()
-                if sub in ("unthrottle", "async_step") and method == "POST":
-                    if not isinstance(payload, dict):
-                        raise ValueError(f"{sub} body must be a JSON object")
-                    return 200, (controls.unthrottle if sub == "unthrottle" else controls.async_step)(
-                        self, payload
-                    )
+                return 200, answer(self, query, payload)
         except (ValueError, TypeError) as exc:
             return 400, {"error": {"message": str(exc)}}
-        return 404, {"error": {"message": f"unknown admin endpoint {method} /__admin/{sub}"}}
 
-    # ------------------------------------------------------------ persistence
-
-    def snapshot(self) -> dict[str, Any]:
-        with self.lock:
-            return copy.deepcopy(
-                {
-                    "format": 1,
-                    "next_id": self.next_id,
-                    "accounts": list(self.accounts.values()),
-                    "objects": list(self.objects.values()),
-                    "notifications": self.notifications,
-                }
-            )
+    # ------------------------------------------------------------ persistence and background work
 
     def save_state(self) -> None:
-        if not self.state_file:
-            return
-        with self.lock:
-            data = json.dumps(self.snapshot(), separators=(",", ":"))
-            self.dirty = False
-            self.last_save = time.monotonic()
-        tmp = f"{self.state_file}.tmp{os.getpid()}.{threading.get_ident()}"
-        with open(tmp, "w", encoding="utf-8") as fh:
-            fh.write(data)
-        os.replace(tmp, self.state_file)
+        if self.state_file:
+            self.store.save(self.state_file)
 
     def load_state(self) -> None:
-        if not self.state_file or not os.path.exists(self.state_file):
-            return
-        with open(self.state_file, encoding="utf-8") as fh:
-            data = json.load(fh)
-        with self.lock:
-            self.next_id = max(int(data.get("next_id", FIRST_ID)), FIRST_ID)
-            self.accounts = {a["account_id"]: a for a in data.get("accounts", [])}
-            self.objects = {o["id"]: o for o in data.get("objects", [])}
-            self.notifications = list(data.get("notifications", []))
-            self.active_sets = {
-                o["id"]
-                for o in self.objects.values()
-                if o.get("_type") == "async_request_set" and not async_sets.is_completed(o)
-            }
-            self.active_reports = dict.fromkeys(insights.unfinished(self.objects), time.monotonic())
+        if self.state_file:
+            self.store.load(self.state_file)
 
     def resume_notifications(self) -> None:
+        """After a restart: send the notifications of completed sets that were not sent yet."""
         with self.lock:
-            for o in list(self.objects.values()):
-                if o.get("_type") == "async_request_set" and async_sets.is_completed(o):
-                    async_sets.maybe_notify(self, o)
+            for s in self.store.find(model.SET_TYPE):
+                if model.is_completed(s):
+                    async_processing.maybe_notify(self, s)
 
     def tick(self) -> None:
-        if not self.active_sets and not self.active_reports:
+        """One background step: pace the async request sets and the report runs."""
+        if not self.store.has_background_work():
             return
         with self.lock:
             now = time.monotonic()
-            async_sets.tick(self, now)
+            async_processing.tick(self, now)
             insights.tick(self, now)
+
+
+def _object(payload: Any, what: str) -> dict[str, Any]:
+    if not isinstance(payload, dict):
+        raise ValueError(f"{what} body must be a JSON object")
+    return payload
+
+
+def _reset(eng: Engine, query: dict[str, str], payload: Any) -> Any:
+    eng.reset()
+    return {"reset": True}
+
+
+def _add_fault(eng: Engine, query: dict[str, str], payload: Any) -> Any:
+    spec = _object(payload, "faults")
+    if spec.get("clear"):
+        eng.faults.clear()
+    else:
+        eng.faults.add(spec)
+    return {"faults": eng.faults.listing()}
+
+
+#: The admin API: ``(method, name) -> answer(engine, query, JSON body)``, run under the store lock;
+#: method ``*`` is any method the more specific entries do not take.
+ADMIN: dict[tuple[str, str], Callable[[Engine, dict[str, str], Any], Any]] = {
+    ("GET", "counters"): lambda eng, q, p: eng.store.counters(),
+    ("POST", "reset"): _reset,
+    ("POST", "config"): lambda eng, q, p: eng.configure(_object(p, "config")),
+    ("*", "config"): lambda eng, q, p: copy.deepcopy(eng.cfg),
+    ("POST", "faults"): _add_fault,
+    ("*", "faults"): lambda eng, q, p: {"faults": eng.faults.listing()},
+    ("GET", "calls"): lambda eng, q, p: {"calls": eng.call_log.listing()},
+    ("GET", "objects"): lambda eng, q, p: {"objects": eng.store.public_objects(q.get("type") or None)},
+    ("GET", "notifications"): lambda eng, q, p: {"notifications": eng.store.notifications()},
+    ("GET", "state"): lambda eng, q, p: eng.store.snapshot(),
+    ("POST", "unthrottle"): lambda eng, q, p: controls.unthrottle(eng, _object(p, "unthrottle")),
+    ("POST", "async_step"): lambda eng, q, p: controls.async_step(eng, _object(p, "async_step")),
+}

@@ -28,6 +28,8 @@ FAULT_TYPES = (
     "job_skipped",
     "token_rejected",
 )
+#: The ``faults_injected`` counter a fault type counts in, where it is not its own name.
+COUNTED_AS = {"drop_after_commit": "drop", "drop_before": "drop"}
 #: Faults taken by the next report runs (``POST .../insights``), not by an HTTP call as such.
 JOB_FAULTS = frozenset({"job_failed", "job_skipped"})
 #: Per-call random faults, in the order their probability intervals are laid out on one draw.

@@ -1,5 +1,7 @@
-"""Graph nodes and edges: ad accounts, campaigns, ad sets, ads, creatives, images, insights,
-request sets and requests (the async-specific parts live in ``async_sets``)."""
+"""Graph nodes and edges of the ad objects: reads (a node, many ids, list edges) and writes (create,
+update, delete, image upload), and the reach estimate. Every function with the signature
+``(ctx, call, node)`` is a handler named in the route table (``routes``); the async request sets and
+insights have their own modules."""
 
 from __future__ import annotations
 
@@ -8,54 +10,24 @@ import binascii
 import hashlib
 import re
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlencode
 
-from . import async_sets, insights
+from . import model
 from .core import (
     ACT_RE,
     RESERVED_PARAMS,
     Call,
-    decode_cursor,
-    encode_cursor,
     now_iso,
     parse_bool,
     parse_fields,
     parse_json_param,
     parse_list_param,
-    seq_of,
 )
-from .errors import (
-    GraphError,
-    bad_json,
-    missing_field,
-    param_error,
-    unknown_edge,
-    unknown_object,
-    unknown_path,
-)
+from .errors import GraphError, bad_json, missing_field, param_error, unknown_object
+from .views import paginate, public, render, resolve
 
 if TYPE_CHECKING:
-    from .engine import Engine
+    from .context import Context
 
-AD_TYPES = ("campaign", "adset", "ad", "adcreative", "adimage")
-NODE_NAMES = {
-    "account": "AdAccount",
-    "campaign": "Campaign",
-    "adset": "AdSet",
-    "ad": "Ad",
-    "adcreative": "AdCreative",
-    "adimage": "AdImage",
-    "async_request_set": "AdAsyncRequestSet",
-    "async_request": "AdAsyncRequest",
-    "user": "User",
-    insights.RUN_TYPE: "AdReportRun",
-}
-DEFAULT_FIELDS = {
-    "account": ["id", "account_id", "name"],
-    "adimage": ["hash", "id"],
-    "user": ["id", "name"],
-    insights.RUN_TYPE: insights.RUN_DEFAULT_FIELDS,
-}
 JSON_FIELDS = frozenset(
     {
         "targeting",
@@ -84,218 +56,56 @@ EDGE_CHILD = {
     "adcreatives": "adcreative",
     "adimages": "adimage",
 }
-USER_ID = "100000000000001"
+
+# ---------------------------------------------------------------- reads
 
 
-# ---------------------------------------------------------------- rendering / paging
+def read_node(ctx: Context, call: Call, node: dict[str, Any]) -> dict[str, Any]:
+    """``GET /<id>``."""
+    return render(node, parse_fields(call.params.get("fields")))
 
 
-def select(obj: dict[str, Any], fields: list[str] | None, default: list[str]) -> dict[str, Any]:
-    wanted = fields or default
-    out: dict[str, Any] = {}
-    if "id" in obj and "id" not in wanted and obj.get("_type") != "adimage":
-        out["id"] = obj["id"]
-    for name in wanted:
-        if name.startswith("_"):
-            continue
-        if name in obj:
-            out[name] = obj[name]
-    return out
+def read_id_param(ctx: Context, call: Call, _root: dict[str, Any]) -> dict[str, Any]:
+    """``GET /?id=X``."""
+    return render(resolve(ctx, call.params["id"]), parse_fields(call.params.get("fields")))
 
 
-def public(obj: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in obj.items() if not k.startswith("_")}
-
-
-def render(eng: Engine, obj: dict[str, Any], fields: list[str] | None) -> dict[str, Any]:
-    otype = obj.get("_type", "")
-    if otype == "async_request_set":
-        return select(async_sets.set_view(eng, obj), fields, async_sets.SET_DEFAULT_FIELDS)
-    if otype == "async_request":
-        return select(async_sets.request_view(eng, obj), fields, async_sets.REQUEST_DEFAULT_FIELDS)
-    return select(public(obj), fields, DEFAULT_FIELDS.get(otype, ["id", "name"]))
-
-
-def paginate(eng: Engine, call: Call, items: list[dict[str, Any]], render_one: Any = None) -> dict[str, Any]:
-    params = call.params
-    max_page = int(eng.cfg["max_page_size"])
-    try:
-        limit = int(params.get("limit", 25))
-    except ValueError:
-        raise param_error("Param limit must be an integer") from None
-    limit = max(1, min(limit, max_page))
-    fields = parse_fields(params.get("fields"))
-    after = params.get("after")
-    before = params.get("before")
-    had_cursor = bool(after or before)
-    if after:
-        pos = decode_cursor(after)
-        items = [o for o in items if seq_of(o) > pos]
-        page = items[:limit]
-        more_after = len(items) > limit
-        more_before = True
-    elif before:
-        pos = decode_cursor(before)
-        earlier = [o for o in items if seq_of(o) < pos]
-        page = earlier[-limit:]
-        more_after = True
-        more_before = len(earlier) > limit
-    else:
-        page = items[:limit]
-        more_after = len(items) > limit
-        more_before = False
-    if call.empty_page:
-        q = _link_query(call, limit)
-        if after:
-            q["after"] = after
-        elif before:
-            q["before"] = before
-        return {"data": [], "paging": {"cursors": {}, "next": _link(call, q)}}
-    render_one = render_one or (lambda o: render(eng, o, fields))
-    data = [render_one(o) for o in page]
-    out: dict[str, Any] = {"data": data}
-    if page:
-        first, last = encode_cursor(seq_of(page[0])), encode_cursor(seq_of(page[-1]))
-        paging: dict[str, Any] = {"cursors": {"before": first, "after": last}}
-        if more_after:
-            paging["next"] = _link(call, {**_link_query(call, limit), "after": last})
-        if had_cursor and more_before:
-            paging["previous"] = _link(call, {**_link_query(call, limit), "before": first})
-        out["paging"] = paging
-    if parse_bool(params.get("summary")):
-        out["summary"] = {"total_count": len(items)}
-    return out
-
-
-def _link_query(call: Call, limit: int) -> dict[str, str]:
-    q = {
-        k: v
-        for k, v in call.query.items()
-        if k not in ("after", "before", "access_token", "appsecret_proof", "appsecret_time", "limit")
-    }
-    q["limit"] = str(limit)
-    if call.token:
-        q["access_token"] = call.token
-    return q
-
-
-def _link(call: Call, q: dict[str, str]) -> str:
-    return f"{call.base_url}/{call.version}/{call.path}?{urlencode(q)}"
-
-
-# ---------------------------------------------------------------- routing
-
-
-def route(eng: Engine, call: Call) -> Any:
-    segs = call.segs
-    method = call.method
-    params = call.params
-    if not segs:
-        if method == "GET":
-            if "ids" in params:
-                return get_multi(eng, call)
-            if "id" in params:
-                return render(eng, node(eng, params["id"]), parse_fields(params.get("fields")))
-            raise param_error("Missing parameter: id or ids")
-        if method == "POST" and "batch" in params:
-            raise param_error("A batch request cannot contain a batch request")
-        raise unknown_object("", method)
-    if len(segs) > 2:
-        raise unknown_path(call.path)
-    head = segs[0]
-    if head == "requests" and len(segs) == 1 and method == "GET" and "id" in params:
-        set_obj = node(eng, params["id"])
-        if set_obj.get("_type") != "async_request_set":
-            raise unknown_edge("requests", NODE_NAMES.get(set_obj.get("_type", ""), "Node"))
-        return async_sets.list_requests(eng, call, set_obj)
-    obj = node(eng, head)
-    if len(segs) == 1:
-        if method == "GET":
-            return render(eng, obj, parse_fields(params.get("fields")))
-        if method == "POST":
-            return update(eng, call, obj)
-        if method == "DELETE":
-            return delete(eng, obj)
-        raise unknown_object(head, method)
-    return edge(eng, call, obj, segs[1])
-
-
-def node(eng: Engine, obj_id: str) -> dict[str, Any]:
-    obj_id = str(obj_id).strip()
-    if obj_id == "me":
-        return {"_type": "user", "id": USER_ID, "name": "Emulator User"}
-    m = ACT_RE.match(obj_id)
-    if m:
-        return eng.account(m.group(1))
-    obj = eng.objects.get(obj_id)
-    if obj is None:
-        raise unknown_object(obj_id)
-    return obj
-
-
-def get_multi(eng: Engine, call: Call) -> dict[str, Any]:
+def read_many(ctx: Context, call: Call, _root: dict[str, Any]) -> dict[str, Any]:
+    """``GET /?ids=a,b``: up to 50 nodes of any kind; an unknown id is code 803."""
     ids = parse_list_param(call.params, "ids") or []
     if not ids:
         raise param_error("The parameter ids is required")
     if len(ids) > 50:
         raise param_error("Too many IDs. Maximum: 50.")
     fields = parse_fields(call.params.get("fields"))
-    missing = [i for i in ids if not (ACT_RE.match(i) or i == "me" or i in eng.objects)]
+    missing = [i for i in ids if not (ACT_RE.match(i) or i == "me" or ctx.store.has(i))]
     if missing:
         raise GraphError(f"(#803) Some of the aliases you requested do not exist: {','.join(missing)}", 803)
-    return {i: render(eng, node(eng, i), fields) for i in ids}
+    return {i: render(resolve(ctx, i), fields) for i in ids}
 
 
-def edge(eng: Engine, call: Call, obj: dict[str, Any], name: str) -> Any:
-    otype = obj.get("_type", "")
-    method = call.method
-    if otype == "user" and name == "adaccounts" and method == "GET":
-        return paginate(eng, call, list(eng.accounts.values()))
-    if otype == "account":
-        acc = obj["account_id"]
-        if method == "POST":
-            if name in ("campaigns", "adsets", "ads", "adcreatives"):
-                return create(eng, call, acc, EDGE_CHILD[name])
-            if name == "adimages":
-                return upload_images(eng, call, acc)
-            if name == "async_batch_requests":
-                return async_sets.create_set(eng, call, acc)
-            if name == "insights":
-                return insights.start_run(eng, call, obj)
-        elif method == "GET":
-            if name in EDGE_CHILD:
-                return paginate(eng, call, filter_children(eng, call, EDGE_CHILD[name], account_id=acc))
-            if name == "insights":
-                return insights.sync_report(eng, call, obj)
-            if name == "reachestimate":
-                return reach_estimate(eng, call, acc)
-            if name in ("asyncadrequestsets", "async_batch_requests"):
-                return async_sets.list_sets(eng, call, acc)
-            if name in ("async_requests", "asyncadrequests"):
-                return async_sets.list_account_requests(eng, call, acc)
-    elif method == "POST" and otype in ("campaign", "adset", "ad") and name == "insights":
-        return insights.start_run(eng, call, obj)
-    elif method == "GET":
-        if otype == "campaign" and name in ("adsets", "ads"):
-            return paginate(eng, call, filter_children(eng, call, EDGE_CHILD[name], campaign_id=obj["id"]))
-        if otype == "adset" and name == "ads":
-            return paginate(eng, call, filter_children(eng, call, "ad", adset_id=obj["id"]))
-        if otype == "adset" and name == "asyncadrequests":
-            return async_sets.list_adset_requests(eng, call, obj["id"])
-        if otype in ("campaign", "adset", "ad") and name == "insights":
-            return insights.sync_report(eng, call, obj)
-        if otype == insights.RUN_TYPE and name == "insights":
-            return insights.run_rows(eng, call, obj)
-        if otype == "async_request_set" and name == "requests":
-            return async_sets.list_requests(eng, call, obj)
-        if otype == "ad" and name == "adcreatives":
-            cid = (obj.get("creative") or {}).get("creative_id")
-            items = [eng.objects[cid]] if cid in eng.objects else []
-            return paginate(eng, call, items)
-    raise unknown_edge(name, NODE_NAMES.get(otype, "Node"))
+def list_ad_accounts(ctx: Context, call: Call, _user: dict[str, Any]) -> dict[str, Any]:
+    """``GET /me/adaccounts``."""
+    return paginate(ctx, call, ctx.store.accounts())
 
 
-def filter_children(eng: Engine, call: Call, otype: str, **match: str) -> list[dict[str, Any]]:
+def list_children(ctx: Context, call: Call, parent: dict[str, Any]) -> dict[str, Any]:
+    """``GET <account|campaign|adset>/<campaigns|adsets|ads|adcreatives|adimages>``."""
+    ptype = parent["_type"]
+    scope = {"account_id": parent["account_id"]} if ptype == model.ACCOUNT else {f"{ptype}_id": parent["id"]}
+    return paginate(ctx, call, filter_children(ctx, call, EDGE_CHILD[call.segs[1]], **scope))
+
+
+def list_ad_creatives(ctx: Context, call: Call, ad: dict[str, Any]) -> dict[str, Any]:
+    """``GET <ad>/adcreatives``: the ad's one creative."""
+    cid = (ad.get("creative") or {}).get("creative_id")
+    creative = ctx.store.get(cid) if isinstance(cid, str) else None
+    return paginate(ctx, call, [creative] if creative is not None else [])
+
+
+def filter_children(ctx: Context, call: Call, otype: str, **match: str) -> list[dict[str, Any]]:
+    """Objects of ``otype`` under a parent, filtered by the list parameters (``adset_ids``...) and
+    ``effective_status``; deleted ones only when ``effective_status`` asks for them."""
     params = call.params
     extra: dict[str, set[str]] = {}
     for key, field in (
@@ -309,11 +119,7 @@ def filter_children(eng: Engine, call: Call, otype: str, **match: str) -> list[d
             extra[field] = set(values)
     statuses = parse_list_param(params, "effective_status")
     out = []
-    for obj in eng.objects.values():
-        if obj.get("_type") != otype:
-            continue
-        if any(obj.get(k) != v for k, v in match.items()):
-            continue
+    for obj in ctx.store.find(otype, **match):
         if any(str(obj.get(k)) not in vals for k, vals in extra.items()):
             continue
         if statuses is not None:
@@ -323,6 +129,20 @@ def filter_children(eng: Engine, call: Call, otype: str, **match: str) -> list[d
             continue
         out.append(obj)
     return out
+
+
+def reach_estimate(ctx: Context, call: Call, account: dict[str, Any]) -> dict[str, Any]:
+    """``GET act_X/reachestimate?targeting_spec=``: a stable number derived from the spec."""
+    spec = parse_json_param(call.params, "targeting_spec")
+    if spec is None:
+        raise missing_field("targeting_spec", "reach estimate")
+    if not isinstance(spec, dict):
+        raise bad_json("targeting_spec", "expected a JSON object")
+    h = int(hashlib.sha1(repr(sorted(spec.items(), key=str)).encode()).hexdigest()[:6], 16)
+    lower = 1_000_000 + h * 10
+    return {
+        "data": {"users_lower_bound": lower, "users_upper_bound": int(lower * 1.18), "estimate_ready": True}
+    }
 
 
 # ---------------------------------------------------------------- writes
@@ -359,21 +179,31 @@ def _require(params: dict[str, str], names: tuple[str, ...], what: str) -> None:
             raise missing_field(name, what)
 
 
-def _existing(eng: Engine, obj_id: Any, otype: str, field: str) -> dict[str, Any]:
-    obj = eng.objects.get(str(obj_id))
+def _existing(ctx: Context, obj_id: Any, otype: str, field: str) -> dict[str, Any]:
+    obj = ctx.store.get(str(obj_id))
     if obj is None or obj.get("_type") != otype or obj.get("status") == "DELETED":
+        name = model.NODE_NAMES[otype]
         raise GraphError(
-            f"(#100) Param {field} must be a valid {NODE_NAMES[otype]} id: {obj_id}",
+            f"(#100) Param {field} must be a valid {name} id: {obj_id}",
             100,
             user_title=f"Invalid {field}",
-            user_msg=f"The {NODE_NAMES[otype]} '{obj_id}' given in '{field}' does not exist.",
+            user_msg=f"The {name} '{obj_id}' given in '{field}' does not exist.",
         )
     return obj
 
 
-def create(eng: Engine, call: Call, account_id: str, otype: str) -> dict[str, Any]:
+def _creative_of(ctx: Context, creative: Any, bad: GraphError) -> None:
+    """Check an ad's ``creative`` (``{"creative_id": <existing creative>}``)."""
+    if not isinstance(creative, dict) or not creative.get("creative_id"):
+        raise bad
+    _existing(ctx, creative["creative_id"], "adcreative", "creative")
+
+
+def create(ctx: Context, call: Call, account: dict[str, Any]) -> dict[str, Any]:
+    """``POST act_X/<campaigns|adsets|ads|adcreatives>``: required fields and parents checked."""
     params = call.params
-    what = NODE_NAMES[otype]
+    account_id = account["account_id"]
+    otype = EDGE_CHILD[call.segs[1]]
     if otype == "campaign":
         _require(params, ("name", "objective"), "campaign")
         if not re.fullmatch(r"[A-Z_]+", params["objective"]):
@@ -384,46 +214,50 @@ def create(eng: Engine, call: Call, account_id: str, otype: str) -> dict[str, An
         _require(params, ("name", "adset_id", "creative"), "ad")
     elif otype == "adcreative":
         _require(params, ("name",), "ad creative")
-    fields = _clean_fields(params, what)
+    fields = _clean_fields(params, model.NODE_NAMES[otype])
     extra: dict[str, Any] = {}
     if otype == "adset":
-        camp = _existing(eng, fields["campaign_id"], "campaign", "campaign_id")
+        camp = _existing(ctx, fields["campaign_id"], "campaign", "campaign_id")
         if camp["account_id"] != account_id:
             raise param_error("The campaign belongs to another ad account")
     elif otype == "ad":
-        adset = _existing(eng, fields["adset_id"], "adset", "adset_id")
+        adset = _existing(ctx, fields["adset_id"], "adset", "adset_id")
         if adset["account_id"] != account_id:
             raise param_error("The ad set belongs to another ad account")
-        creative = fields["creative"]
-        if not isinstance(creative, dict) or not creative.get("creative_id"):
-            raise GraphError(
+        _creative_of(
+            ctx,
+            fields["creative"],
+            GraphError(
                 "(#100) Param creative must be a JSON object with a creative_id",
                 100,
                 user_title="Missing field: creative_id",
                 user_msg="The ad's creative must name an existing creative_id.",
-            )
-        _existing(eng, creative["creative_id"], "adcreative", "creative")
+            ),
+        )
         extra["campaign_id"] = adset["campaign_id"]
     status = fields.get("status", "PAUSED" if otype != "adcreative" else "ACTIVE")
     ts = now_iso()
-    obj = {
-        "_type": otype,
-        "id": eng.new_id(),
-        "account_id": account_id,
-        **fields,
-        **extra,
-        "status": status,
-        "effective_status": status,
-        "created_time": ts,
-        "updated_time": ts,
-    }
-    eng.add_object(obj)
+    obj = ctx.store.create(
+        {
+            "_type": otype,
+            "id": ctx.store.new_id(),
+            "account_id": account_id,
+            **fields,
+            **extra,
+            "status": status,
+            "effective_status": status,
+            "created_time": ts,
+            "updated_time": ts,
+        }
+    )
     if parse_bool(params.get("redownload")):
         return public(obj)
     return {"id": obj["id"]}
 
 
-def upload_images(eng: Engine, call: Call, account_id: str) -> dict[str, Any]:
+def upload_images(ctx: Context, call: Call, account: dict[str, Any]) -> dict[str, Any]:
+    """``POST act_X/adimages``: multipart files or base64 ``bytes`` -> ``{"images": {name: {hash, url}}}``."""
+    account_id = account["account_id"]
     images: list[tuple[str, bytes]] = [(fname or part, data) for part, (fname, data) in call.files.items()]
     if "bytes" in call.params:
         try:
@@ -445,79 +279,60 @@ def upload_images(eng: Engine, call: Call, account_id: str) -> dict[str, Any]:
         digest = hashlib.md5(data).hexdigest()
         url = f"https://emulator.invalid/adimages/{account_id}/{digest}.jpg"
         ts = now_iso()
-        obj = {
-            "_type": "adimage",
-            "id": eng.new_id(),
-            "account_id": account_id,
-            "hash": digest,
-            "name": name,
-            "url": url,
-            "bytes_len": len(data),
-            "status": "ACTIVE",
-            "created_time": ts,
-            "updated_time": ts,
-        }
-        eng.add_object(obj)
+        ctx.store.create(
+            {
+                "_type": "adimage",
+                "id": ctx.store.new_id(),
+                "account_id": account_id,
+                "hash": digest,
+                "name": name,
+                "url": url,
+                "bytes_len": len(data),
+                "status": "ACTIVE",
+                "created_time": ts,
+                "updated_time": ts,
+            }
+        )
         out[name] = {"hash": digest, "url": url}
     return {"images": out}
 
 
-def update(eng: Engine, call: Call, obj: dict[str, Any]) -> dict[str, Any]:
-    otype = obj.get("_type")
-    if otype == "async_request_set":
-        return async_sets.update_set(eng, call, obj)
-    if otype in ("async_request", "user", insights.RUN_TYPE):
-        raise unknown_object(obj["id"], "post")
-    if otype == "account":
-        fields = _clean_fields(call.params, "ad account")
-        obj.update({k: v for k, v in fields.items() if k not in ("id", "account_id")})
-        eng.mark_dirty()
-        return {"success": True}
-    fields = _clean_fields(call.params, NODE_NAMES[otype or "campaign"])
+def update_account(ctx: Context, call: Call, account: dict[str, Any]) -> dict[str, Any]:
+    """``POST act_X``."""
+    fields = _clean_fields(call.params, "ad account")
+    ctx.store.update(account, {k: v for k, v in fields.items() if k not in ("id", "account_id")})
+    return {"success": True}
+
+
+def update(ctx: Context, call: Call, obj: dict[str, Any]) -> dict[str, Any]:
+    """``POST /<ad object>``: ids and parents cannot change; ``status`` sets ``effective_status``."""
+    what = model.NODE_NAMES[obj["_type"]]
+    fields = _clean_fields(call.params, what)
     for key in ("id", "account_id", "campaign_id", "adset_id", "hash"):
         fields.pop(key, None)
     if "creative" in fields:
-        creative = fields["creative"]
-        if not isinstance(creative, dict) or not creative.get("creative_id"):
-            raise bad_json("creative", "a creative_id is required")
-        _existing(eng, creative["creative_id"], "adcreative", "creative")
+        _creative_of(ctx, fields["creative"], bad_json("creative", "a creative_id is required"))
     if "name" in fields and not str(fields["name"]).strip():
-        raise missing_field("name", NODE_NAMES[otype or "campaign"])
-    obj.update(fields)
+        raise missing_field("name", what)
     if "status" in fields:
-        obj["effective_status"] = fields["status"]
-    obj["updated_time"] = now_iso()
-    eng.mark_dirty()
+        fields["effective_status"] = fields["status"]
+    ctx.store.update(obj, {**fields, "updated_time": now_iso()})
     if parse_bool(call.params.get("redownload")):
         return {"success": True, **public(obj)}
     return {"success": True}
 
 
-def delete(eng: Engine, obj: dict[str, Any]) -> dict[str, Any]:
-    otype = obj.get("_type")
-    if otype == "async_request_set":
-        return async_sets.cancel_set(eng, obj)
-    if otype == "async_request":
-        return async_sets.cancel_request(eng, obj)
-    if otype not in AD_TYPES:
-        raise unknown_object(obj.get("id", ""), "delete")
-    obj["status"] = obj["effective_status"] = "DELETED"
-    obj["updated_time"] = now_iso()
-    eng.mark_dirty()
+def delete(ctx: Context, call: Call, obj: dict[str, Any]) -> dict[str, Any]:
+    """``DELETE /<ad object>``: status ``DELETED`` (it leaves list edges)."""
+    ctx.store.delete(obj)
     return {"success": True}
 
 
-# ---------------------------------------------------------------- reach estimate
+def refuse_update(ctx: Context, call: Call, node: dict[str, Any]) -> Any:
+    """``POST`` on a node that cannot be updated (the user, a request, a report run)."""
+    raise unknown_object(node["id"], "post")
 
 
-def reach_estimate(eng: Engine, call: Call, account_id: str) -> dict[str, Any]:
-    spec = parse_json_param(call.params, "targeting_spec")
-    if spec is None:
-        raise missing_field("targeting_spec", "reach estimate")
-    if not isinstance(spec, dict):
-        raise bad_json("targeting_spec", "expected a JSON object")
-    h = int(hashlib.sha1(repr(sorted(spec.items(), key=str)).encode()).hexdigest()[:6], 16)
-    lower = 1_000_000 + h * 10
-    return {
-        "data": {"users_lower_bound": lower, "users_upper_bound": int(lower * 1.18), "estimate_ready": True}
-    }
+def refuse_delete(ctx: Context, call: Call, node: dict[str, Any]) -> Any:
+    """``DELETE`` on a node that cannot be deleted (an account, the user, a report run)."""
+    raise unknown_object(node.get("id", ""), "delete")

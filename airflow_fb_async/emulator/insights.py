@@ -29,30 +29,13 @@ from typing import TYPE_CHECKING, Any
 
 from .core import RESERVED_PARAMS, Call, parse_fields, parse_json_param
 from .errors import GraphError, bad_json, param_error
+from .model import COMPLETED, NOT_STARTED, RUN_FAILED, RUN_TYPE, RUNNING, SKIPPED, STARTED
+from .views import paginate
 
 if TYPE_CHECKING:
-    from .engine import Engine
+    from .context import Context
 
 LEVELS = ("account", "campaign", "adset", "ad")
-RUN_TYPE = "report_run"
-RUN_DEFAULT_FIELDS = [
-    "id",
-    "account_id",
-    "time_ref",
-    "time_completed",
-    "async_status",
-    "async_percent_completion",
-    "date_start",
-    "date_stop",
-]
-NOT_STARTED, STARTED, RUNNING, COMPLETED, FAILED, SKIPPED = (
-    "Job Not Started",
-    "Job Started",
-    "Job Running",
-    "Job Completed",
-    "Job Failed",
-    "Job Skipped",
-)
 FAIL_AT_PERCENT = 50
 METRICS = ("impressions", "clicks", "spend", "reach", "ctr", "cpc", "cpm", "frequency")
 DEFAULT_METRICS = ("impressions", "clicks", "spend", "reach", "ctr", "cpc")
@@ -237,7 +220,7 @@ def metrics(seed: str, start: dt.date, stop: dt.date) -> dict[str, str]:
     }
 
 
-def _subjects(eng: Engine, node: dict[str, Any], spec: ReportSpec) -> list[dict[str, Any]]:
+def _subjects(ctx: Context, node: dict[str, Any], spec: ReportSpec) -> list[dict[str, Any]]:
     """The objects the rows are about, filtered as the report asks."""
     ntype = node["_type"]
     level = spec.level
@@ -248,11 +231,8 @@ def _subjects(eng: Engine, node: dict[str, Any], spec: ReportSpec) -> list[dict[
     scope = {} if ntype == "account" else {f"{ntype}_id": node["id"]}
     objs = [
         o
-        for o in eng.objects.values()
-        if o.get("_type") == level
-        and o.get("account_id") == node["account_id"]
-        and o.get("status") != "DELETED"
-        and all(o.get(k) == v for k, v in scope.items())
+        for o in ctx.store.find(level, account_id=node["account_id"], **scope)
+        if o.get("status") != "DELETED"
     ]
     for flt in spec.filtering:
         flevel = _filter_level(flt)
@@ -273,29 +253,29 @@ def _subjects(eng: Engine, node: dict[str, Any], spec: ReportSpec) -> list[dict[
     return objs
 
 
-def _ids(eng: Engine, obj: dict[str, Any], level: str, account: dict[str, Any]) -> dict[str, str]:
+def _ids(ctx: Context, obj: dict[str, Any], level: str, account: dict[str, Any]) -> dict[str, str]:
     """``<level>_id`` / ``<level>_name`` of a row's object and its parents."""
     out = {"account_id": account["account_id"], "account_name": account["name"]}
     for lvl in LEVELS[1 : LEVELS.index(level) + 1]:
         oid = obj["id"] if lvl == level else obj.get(f"{lvl}_id")
         if oid:
             out[f"{lvl}_id"] = str(oid)
-            name = (obj if lvl == level else eng.objects.get(str(oid)) or {}).get("name")
+            name = (obj if lvl == level else ctx.store.get(str(oid)) or {}).get("name")
             if name:
                 out[f"{lvl}_name"] = str(name)
     return out
 
 
-def build_rows(eng: Engine, node: dict[str, Any], spec: ReportSpec) -> list[dict[str, Any]]:
+def build_rows(ctx: Context, node: dict[str, Any], spec: ReportSpec) -> list[dict[str, Any]]:
     """Every row of a report, date-major then object."""
-    account = eng.account(node["account_id"])
+    account = ctx.store.account(node["account_id"])
     level = spec.level if node["_type"] == "account" else max(spec.level, node["_type"], key=LEVELS.index)
-    subjects = _subjects(eng, node, spec)
+    subjects = _subjects(ctx, node, spec)
     rows = []
     for start, stop in buckets(spec):
         for obj in subjects:
             seed = obj["id"]
-            ids = _ids(eng, obj, level, account)
+            ids = _ids(ctx, obj, level, account)
             stats = metrics(seed, start, stop)
             if spec.fields is None:
                 row: dict[str, Any] = {"account_id": ids["account_id"]}
@@ -310,34 +290,32 @@ def build_rows(eng: Engine, node: dict[str, Any], spec: ReportSpec) -> list[dict
     return rows
 
 
-def page_rows(eng: Engine, call: Call, rows: list[dict[str, Any]]) -> dict[str, Any]:
+def page_rows(ctx: Context, call: Call, rows: list[dict[str, Any]]) -> dict[str, Any]:
     """Cursor pages over rows, through the emulator's one paging function."""
-    from .graph_objects import paginate
-
     items = [{"id": str(i + 1), "_row": r} for i, r in enumerate(rows)]
-    return paginate(eng, call, items, render_one=lambda item: item["_row"])
+    return paginate(ctx, call, items, render_one=lambda item: item["_row"])
 
 
-# ---------------------------------------------------------------- routes
+# ---------------------------------------------------------------- handlers (named in the route table)
 
 
-def sync_report(eng: Engine, call: Call, node: dict[str, Any]) -> dict[str, Any]:
+def sync_report(ctx: Context, call: Call, node: dict[str, Any]) -> dict[str, Any]:
     """``GET <node>/insights``: the rows at once."""
-    return page_rows(eng, call, build_rows(eng, node, parse_spec(call.params, node["_type"])))
+    return page_rows(ctx, call, build_rows(ctx, node, parse_spec(call.params, node["_type"])))
 
 
-def start_run(eng: Engine, call: Call, node: dict[str, Any]) -> dict[str, Any]:
+def start_run(ctx: Context, call: Call, node: dict[str, Any]) -> dict[str, Any]:
     """``POST <node>/insights``: a new report run (checked now, computed when it completes)."""
     spec = parse_spec(call.params, node["_type"])
-    fate = eng.faults.take_job(call.path)
+    fate = ctx.faults.take_job(call.path)
     if fate is not None:
-        eng.counters["faults_injected"][fate] += 1
-    limit = eng.cfg["insights_fail_above_days"]
+        ctx.store.count_in("faults_injected", fate)
+    limit = ctx.cfg["insights_fail_above_days"]
     if fate is None and limit is not None and spec.days > int(limit):
         fate = "job_failed"
     run = {
         "_type": RUN_TYPE,
-        "id": eng.new_id(),
+        "id": ctx.store.new_id(),
         "account_id": node["account_id"],
         "time_ref": int(time.time()),
         "time_completed": 0,
@@ -354,12 +332,11 @@ def start_run(eng: Engine, call: Call, node: dict[str, Any]) -> dict[str, Any]:
         "_fate": fate,
         "_progress": 0.0,
     }
-    eng.add_object(run)
-    eng.active_reports[run["id"]] = time.monotonic()
+    ctx.store.add_run(run, time.monotonic())
     return {"report_run_id": run["id"]}
 
 
-def run_rows(eng: Engine, call: Call, run: dict[str, Any]) -> dict[str, Any]:
+def run_rows(ctx: Context, call: Call, run: dict[str, Any]) -> dict[str, Any]:
     """``GET <report_run_id>/insights``: the rows of a completed run, paged."""
     if run["async_status"] != COMPLETED:
         raise GraphError(
@@ -367,59 +344,51 @@ def run_rows(eng: Engine, call: Call, run: dict[str, Any]) -> dict[str, Any]:
             f"{run['async_percent_completion']}%): read its rows after Job Completed",
             100,
         )
-    return page_rows(eng, call, run.get("_rows") or [])
+    return page_rows(ctx, call, run.get("_rows") or [])
 
 
-def use_case(eng: Engine, call: Call) -> str:
+def use_case(ctx: Context, call: Call) -> str:
     """The business use case a call counts against (``ads_insights`` for insights and report runs)."""
     segs = call.segs
     if len(segs) == 2 and segs[1] == "insights":
         return "ads_insights"
     ids = segs[:1] or [i for i in str(call.params.get("ids", "")).split(",") if i.strip()]
-    if ids and all((eng.objects.get(i.strip()) or {}).get("_type") == RUN_TYPE for i in ids):
+    if ids and all((ctx.store.get(i.strip()) or {}).get("_type") == RUN_TYPE for i in ids):
         return "ads_insights"
     return "ads_management"
 
 
-def tick(eng: Engine, now: float) -> None:
+def tick(ctx: Context, now: float) -> None:
     """Advance every unfinished report run by ``insights_pace`` percent per second (lock held)."""
-    pace = float(eng.cfg["insights_pace"])
-    for rid, last in list(eng.active_reports.items()):
-        run = eng.objects.get(rid)
+    store = ctx.store
+    pace = float(ctx.cfg["insights_pace"])
+    for rid, last in store.active_runs():
+        run = store.get(rid)
         if run is None or run.get("_type") != RUN_TYPE:
-            eng.active_reports.pop(rid, None)
+            store.run_done(rid)
             continue
-        eng.active_reports[rid] = now
+        store.run_ticked(rid, now)
         if pace <= 0:
             continue
         fate = run.get("_fate")
         progress = min(100.0, float(run["_progress"]) + pace * max(0.0, now - last))
-        run["_progress"] = progress
+        changes: dict[str, Any] = {"_progress": progress}
         if fate == "job_skipped":
-            _finish(eng, run, SKIPPED, 0)
+            changes.update(_finished(SKIPPED, 0))
         elif fate == "job_failed" and progress >= FAIL_AT_PERCENT:
-            _finish(eng, run, FAILED, FAIL_AT_PERCENT)
+            changes.update(_finished(RUN_FAILED, FAIL_AT_PERCENT))
         elif progress >= 100:
-            node = eng.objects.get(run["_node"]) or eng.account(run["account_id"])
-            run["_rows"] = build_rows(eng, node, parse_spec(run["_params"], node["_type"]))
-            _finish(eng, run, COMPLETED, 100)
+            node = store.get(run["_node"]) or store.account(run["account_id"])
+            changes["_rows"] = build_rows(ctx, node, parse_spec(run["_params"], node["_type"]))
+            changes.update(_finished(COMPLETED, 100))
         else:
-            run["async_status"] = STARTED if run["async_status"] == NOT_STARTED else RUNNING
-            run["async_percent_completion"] = int(progress)
-        eng.mark_dirty()
+            changes["async_status"] = STARTED if run["async_status"] == NOT_STARTED else RUNNING
+            changes["async_percent_completion"] = int(progress)
+        store.update(run, changes)
+        if "time_completed" in changes:
+            store.run_done(rid)
 
 
-def _finish(eng: Engine, run: dict[str, Any], status: str, percent: int) -> None:
-    run["async_status"] = status
-    run["async_percent_completion"] = percent
-    run["time_completed"] = int(time.time())
-    eng.active_reports.pop(run["id"], None)
-
-
-def unfinished(objects: dict[str, dict[str, Any]]) -> list[str]:
-    """Report runs still to advance (after loading a saved state)."""
-    return [
-        o["id"]
-        for o in objects.values()
-        if o.get("_type") == RUN_TYPE and o["async_status"] in (NOT_STARTED, STARTED, RUNNING)
-    ]
+def _finished(status: str, percent: int) -> dict[str, Any]:
+    """The fields of a run that ends with ``status``."""
+    return {"async_status": status, "async_percent_completion": percent, "time_completed": int(time.time())}

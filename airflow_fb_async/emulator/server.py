@@ -5,7 +5,9 @@ from __future__ import annotations
 import json
 import socket
 import socketserver
+import sys
 import threading
+import traceback
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
@@ -13,6 +15,7 @@ from urllib.parse import parse_qsl, urlsplit
 from .engine import Engine
 
 ADMIN_PREFIX = "/__admin"
+SAVE_EVERY = 0.2  # seconds: at most this often a --state file is rewritten after changes
 
 
 class _Server(ThreadingHTTPServer):
@@ -26,8 +29,6 @@ class _Server(ThreadingHTTPServer):
     sockets_lock: threading.Lock
 
     def handle_error(self, request: Any, client_address: Any) -> None:
-        import sys
-
         exc = sys.exc_info()[1]
         if isinstance(exc, (ConnectionError, TimeoutError)):
             return  # a client went away: normal for drops, benchmarks and killed tests
@@ -209,16 +210,12 @@ class GraphEmulator:
             try:
                 self.engine.tick()
             except Exception:  # keep processing whatever happens to one tick
-                import traceback
-
                 traceback.print_exc()
 
     def _save_loop(self) -> None:
-        import time
-
         while not self._stop.wait(0.05):
             eng = self.engine
-            if eng.state_file and eng.dirty and time.monotonic() - eng.last_save >= 0.2:
+            if eng.state_file and eng.store.save_due(SAVE_EVERY):
                 try:
                     eng.save_state()
                 except OSError:

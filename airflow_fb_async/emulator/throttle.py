@@ -22,6 +22,15 @@ class UsageTracker:
         self.app_calls.clear()
         self.blocked_until.clear()
 
+    def blocked_accounts(self) -> list[str | None]:
+        """The accounts blocked now."""
+        return [a for a in self.blocked_until if self.blocked_for(a) > 0]
+
+    def forget(self, account: str | None) -> None:
+        """End ``account``'s block and drop its recorded calls (as if its window had passed)."""
+        self.blocked_until.pop(account, None)
+        self.calls.pop(account, None)
+
     @staticmethod
     def _prune(dq: collections.deque[float], now: float, window: float) -> None:
         limit = now - window

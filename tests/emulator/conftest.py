@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import warnings
 from typing import Any
 
 import pytest
@@ -106,3 +107,18 @@ def graph(emu: EmulatorAdmin) -> Graph:
 def url_token(emulator: GraphEmulator, emu: EmulatorAdmin) -> str:
     emulator.engine.tokens.add(URL_TOKEN)
     return URL_TOKEN
+
+
+@pytest.fixture
+def sdk_api(emu: EmulatorAdmin, url_token: str) -> Any:
+    """The official SDK (``facebook_business``, unmodified) pointed at the emulator; the test module
+    skips itself first (``pytest.importorskip``) where the SDK is not installed."""
+    from facebook_business.api import FacebookAdsApi
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        # The SDK sends the token in every URL's query string, which urllib3 logs: use the URL token.
+        api = FacebookAdsApi.init(access_token=url_token, api_version="v25.0")
+    # The SDK builds every URL from its session's GRAPH attribute: point that instance at the emulator.
+    api._session.GRAPH = emu.url
+    return api

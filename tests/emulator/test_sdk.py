@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import warnings
 from typing import Any
 
 import pytest
@@ -13,27 +12,14 @@ from tests.waits import wait_for
 facebook_business = pytest.importorskip("facebook_business")
 
 
-@pytest.fixture
-def api(emu: EmulatorAdmin, url_token: str) -> Any:
-    from facebook_business.api import FacebookAdsApi
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        # The SDK sends the token in every URL's query string, which urllib3 logs: use the URL token.
-        api = FacebookAdsApi.init(access_token=url_token, api_version="v25.0")
-    # The SDK builds every URL from its session's GRAPH attribute: point that instance at the emulator.
-    api._session.GRAPH = emu.url
-    return api
-
-
-def test_sdk_batch_async_set_and_requests(api: Any, emu: EmulatorAdmin) -> None:
+def test_sdk_batch_async_set_and_requests(sdk_api: Any, emu: EmulatorAdmin) -> None:
     from facebook_business.adobjects.adaccount import AdAccount
     from facebook_business.adobjects.adasyncrequestset import AdAsyncRequestSet
 
     account = AdAccount("act_1")
     ok: list[Any] = []
     failed: list[Any] = []
-    batch = api.new_batch()
+    batch = sdk_api.new_batch()
     for i in range(3):
         account.create_campaign(
             params={

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import warnings
 from typing import Any
 
 import pytest
@@ -13,19 +12,7 @@ from tests.waits import wait_for
 facebook_business = pytest.importorskip("facebook_business")
 
 
-@pytest.fixture
-def api(emu: EmulatorAdmin, url_token: str) -> Any:
-    from facebook_business.api import FacebookAdsApi
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        # The SDK puts the token in every URL, which urllib3 logs: use the emulator tests' URL token.
-        api = FacebookAdsApi.init(access_token=url_token, api_version="v25.0")
-    api._session.GRAPH = emu.url
-    return api
-
-
-def test_sdk_async_insights_job(api: Any, emu: EmulatorAdmin) -> None:
+def test_sdk_async_insights_job(sdk_api: Any, emu: EmulatorAdmin) -> None:
     from facebook_business.adobjects.adaccount import AdAccount
     from facebook_business.adobjects.adreportrun import AdReportRun
     from facebook_business.adobjects.adsinsights import AdsInsights
