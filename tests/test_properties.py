@@ -17,7 +17,8 @@ from airflow_fb_async.exceptions import FacebookGraphError, GraphInputError
 from airflow_fb_async.hooks import batch as batch_mod
 from airflow_fb_async.hooks import jsonpath
 from airflow_fb_async.hooks import request_sets as rs
-from airflow_fb_async.hooks._core import GraphConfig, GraphCore
+from airflow_fb_async.hooks.call import GraphCore
+from airflow_fb_async.hooks.config import GraphConfig
 from airflow_fb_async.hooks.throttle import ThrottleState, _ThrottleStore
 
 SETTINGS = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])

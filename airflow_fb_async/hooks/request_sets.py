@@ -35,6 +35,7 @@ from airflow_fb_async.exceptions import (
     GraphAmbiguousError,
 )
 from airflow_fb_async.hooks.encoding import encode_body as encode_body
+from airflow_fb_async.hooks.ids import normalize_ad_account_id as normalize_ad_account_id
 from airflow_fb_async.hooks.request_set_plan import MAX_NAME_LENGTH as MAX_NAME_LENGTH
 from airflow_fb_async.hooks.request_set_plan import MAX_SET_SIZE as MAX_SET_SIZE
 from airflow_fb_async.hooks.request_set_plan import NOTIFICATION_MODES as NOTIFICATION_MODES
@@ -44,7 +45,6 @@ from airflow_fb_async.hooks.request_set_plan import RequestSetPlan as RequestSet
 from airflow_fb_async.hooks.request_set_plan import components as components
 from airflow_fb_async.hooks.request_set_plan import find_references as find_references
 from airflow_fb_async.hooks.request_set_plan import key_digest as key_digest
-from airflow_fb_async.hooks.request_set_plan import normalize_ad_account_id as normalize_ad_account_id
 from airflow_fb_async.hooks.request_set_plan import parse_marker as parse_marker
 from airflow_fb_async.hooks.request_set_plan import part_names as part_names
 from airflow_fb_async.hooks.request_set_plan import plan_request_sets as plan_request_sets

@@ -86,17 +86,6 @@ def normalize_statuses(statuses: str | Iterable[str] | None) -> list[str] | None
     return out
 
 
-# Count fields of a request set, in the order logs and XComs show them.
-SET_COUNT_FIELDS = (
-    "total_count",
-    "initial_count",
-    "in_progress_count",
-    "success_count",
-    "error_count",
-    "canceled_count",
-)
-
-
 def set_count(value: object) -> int:
     """A set's count field as a non-negative int (missing, null or malformed counts are 0)."""
     if value is None or isinstance(value, bool):

@@ -80,7 +80,7 @@ def accounts_in(*texts: str | None) -> list[str]:
     return found
 
 
-def _lower_headers(headers: Mapping[str, Any] | Iterable[Any] | None) -> dict[str, str]:
+def lower_headers(headers: Mapping[str, Any] | Iterable[Any] | None) -> dict[str, str]:
     """Accept a dict-like, or Graph's batch-entry list of ``{"name", "value"}``; lower-case names."""
     out: dict[str, str] = {}
     if headers is None:
@@ -134,7 +134,7 @@ def parse_usage_headers(
     headers: Mapping[str, Any] | Iterable[Any] | None, account_hint: str | None = None
 ) -> list[UsageReading]:
     """Pure parser of the three usage headers into per-key readings."""
-    h = _lower_headers(headers)
+    h = lower_headers(headers)
     readings: list[UsageReading] = []
     buc = _json_header(h.get(BUC_HEADER))
     if isinstance(buc, Mapping):

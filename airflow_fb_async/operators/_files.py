@@ -16,12 +16,12 @@ from itertools import islice
 from typing import TYPE_CHECKING, Any, overload
 
 from airflow_fb_async.exceptions import GraphInputError
+from airflow_fb_async.hooks.ids import normalize_ad_account_id
 from airflow_fb_async.hooks.request_set_plan import (
     MAX_SET_SIZE,
     RequestSetPart,
     RequestSetPlan,
     key_digest,
-    normalize_ad_account_id,
     part_names,
     validate_idempotency_key,
     validate_max_set_size,

@@ -23,7 +23,8 @@ from airflow_fb_async.hooks.request_sets import (
     validate_notification_uri,
     validate_set_name,
 )
-from airflow_fb_async.hooks.statuses import SET_COUNT_FIELDS, AsyncRequestStatus, set_count, set_is_completed
+from airflow_fb_async.hooks.set_fields import SET_COUNT_FIELDS
+from airflow_fb_async.hooks.statuses import AsyncRequestStatus, set_count, set_is_completed
 from airflow_fb_async.jsonl import storage_path
 from airflow_fb_async.literals import parse_rendered_list
 from airflow_fb_async.operators._files import exactly_one, file_request_set_plan

@@ -20,32 +20,22 @@ from airflow_fb_async.exceptions import (
     GraphThrottledError,
     GraphTransientError,
 )
-from airflow_fb_async.hooks._core import (
-    EtagCache,
-    GraphConfig,
-    GraphCore,
-    PageWalker,
-    Scrubber,
-    appsecret_proof,
-    clean_paging,
-    error_from_response,
-    next_page_params,
-    parse_conn_config,
-    split_path,
-)
-from airflow_fb_async.hooks.graph import (
-    GraphAsyncHook,
-    GraphHook,
-    httpx_failed_before_send,
-    requests_failed_before_send,
-)
+from airflow_fb_async.hooks.call import GraphCore
+from airflow_fb_async.hooks.config import GraphConfig, parse_conn_config
+from airflow_fb_async.hooks.errors import error_from_response
+from airflow_fb_async.hooks.etag import EtagCache
+from airflow_fb_async.hooks.graph import GraphAsyncHook, GraphHook, requests_failed_before_send
+from airflow_fb_async.hooks.graph_async import httpx_failed_before_send
+from airflow_fb_async.hooks.paging import PageWalker, clean_paging, next_page_params
 from airflow_fb_async.hooks.retry import RetryPolicy
+from airflow_fb_async.hooks.scrub import Scrubber
 from airflow_fb_async.hooks.throttle import (
     MAX_THROTTLE_WAIT,
     ThrottleState,
     _ThrottleStore,
     parse_usage_headers,
 )
+from airflow_fb_async.hooks.urls import appsecret_proof, split_path
 from tests.conftest import CONN_ENV, conn_json
 from tests.emu_admin import EmulatorAdmin
 
