@@ -193,6 +193,7 @@ class GraphHook(InsightsMixin, GraphHookBase[Any, Iterator[Item], Item, dict[str
         return self._session
 
     def close(self) -> None:
+        """Close the pooled session (a later call opens a new one); ``with GraphHook() as hook`` does it."""
         with self._lock:
             if self._session is not None:
                 self._session.close()

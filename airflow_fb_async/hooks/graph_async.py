@@ -132,6 +132,7 @@ class GraphAsyncHook(
         )
 
     async def aclose(self) -> None:
+        """Close the pooled client (a later call opens a new one); ``async with`` does it."""
         client, self._client = self._client, None
         if client is not None:
             await client.aclose()
