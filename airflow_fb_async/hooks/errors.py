@@ -111,6 +111,21 @@ def error_from_response(
     )
 
 
+#: What a GraphAPIError carries besides its message (Graph's envelope, the HTTP status, the call).
+_ENVELOPE_FIELDS = (
+    "code",
+    "error_subcode",
+    "type",
+    "is_transient",
+    "fbtrace_id",
+    "status_code",
+    "error_user_title",
+    "error_user_msg",
+    "method",
+    "path",
+)
+
+
 def ambiguous_from(error: GraphAPIError) -> GraphAmbiguousError:
     """The :class:`GraphAmbiguousError` for an uncertain answer to a call that is not repeatable.
 
@@ -119,16 +134,7 @@ def ambiguous_from(error: GraphAPIError) -> GraphAmbiguousError:
     return GraphAmbiguousError(
         f"{error.message} (this call is not repeatable and may or may not have taken effect, "
         "so it was not resent: check before retrying)",
-        code=error.code,
-        error_subcode=error.error_subcode,
-        type=error.type,
-        is_transient=error.is_transient,
-        fbtrace_id=error.fbtrace_id,
-        status_code=error.status_code,
-        error_user_title=error.error_user_title,
-        error_user_msg=error.error_user_msg,
-        method=error.method,
-        path=error.path,
+        **{name: getattr(error, name) for name in _ENVELOPE_FIELDS},
     )
 
 

@@ -37,6 +37,10 @@ HOOK_NAME = "Facebook Graph API"
 #: ``fields`` / ``statuses`` arguments: a comma-separated string or a list of names.
 Names = str | Iterable[str] | None
 Item = dict[str, Any]
+#: ``post``'s form fields (a dict, or an encoded string) and multipart parts.
+Form = Mapping[str, Any] | str | None
+Files = Mapping[str, Any] | None
+Text = str | None
 
 AnswerT = TypeVar("AnswerT")  # Any / Coroutine[Any, Any, Any]
 PagesT = TypeVar("PagesT")  # Iterator[Item] / AsyncIterator[Item]
@@ -164,6 +168,11 @@ class GraphHookBase(BaseHook, Generic[AnswerT, PagesT, ObjectT, ObjectsT, FlagT]
         """The connection's parsed settings (:class:`~.config.GraphConfig`)."""
         return self._ready_core.config
 
+    def scrub(self, text: Any) -> str:
+        """``text`` without the token (raw / URL-encoded), the app secret, or any
+        ``access_token=`` / ``appsecret_proof=`` value."""
+        return self._ready_core.scrub(text)
+
     @property
     def api_version(self) -> str:
         """The Graph API version every call uses (``v25.0`` style)."""
@@ -178,11 +187,6 @@ class GraphHookBase(BaseHook, Generic[AnswerT, PagesT, ObjectT, ObjectsT, FlagT]
     def throttle(self) -> ThrottleState:
         """The process-wide throttle state, viewed with this connection's knobs."""
         return self._ready_core.throttle
-
-    def scrub(self, text: Any) -> str:
-        """``text`` without the token (raw / URL-encoded), the app secret, or any
-        ``access_token=`` / ``appsecret_proof=`` value."""
-        return self._ready_core.scrub(text)
 
     # -- the primitives each hook implements --------------------------------------------------------
 
@@ -227,11 +231,7 @@ class GraphHookBase(BaseHook, Generic[AnswerT, PagesT, ObjectT, ObjectsT, FlagT]
         return self.request("GET", path, params=params, etag=etag)
 
     def post(
-        self,
-        path: str,
-        data: Mapping[str, Any] | str | None = None,
-        files: Mapping[str, Any] | None = None,
-        idempotent: bool | None = None,
+        self, path: str, data: Form = None, files: Files = None, idempotent: bool | None = None
     ) -> AnswerT:
         """``POST path``. ``idempotent`` (default: an update ``POST <id>`` yes, a create on an edge
         no) says whether it may be resent after an uncertain outcome; when not, such an outcome
@@ -294,11 +294,7 @@ class GraphHookBase(BaseHook, Generic[AnswerT, PagesT, ObjectT, ObjectsT, FlagT]
         return self.paginate(path, params, page_size=page_size)
 
     def update_request_set(
-        self,
-        set_id: str,
-        name: str | None = None,
-        notification_uri: str | None = None,
-        notification_mode: str | None = None,
+        self, set_id: str, name: Text = None, notification_uri: Text = None, notification_mode: Text = None
     ) -> FlagT:
         """Update only the given fields of a set (``POST <set_id>``); True on success."""
         return self._flag(
