@@ -14,6 +14,8 @@ from urllib.parse import parse_qsl, urlencode, urlsplit
 
 # Query / form fields that are credentials or derived from them: never in cache keys or logs.
 AUTH_FIELDS = frozenset({"access_token", "appsecret_proof", "appsecret_time"})
+#: An API version leading a path (``v25.0/``, ``v25``).
+VERSION_PREFIX_RE = re.compile(r"^v\d+(\.\d+)?(/|$)")
 
 
 def split_path(path: str) -> tuple[str, dict[str, str]]:
@@ -27,7 +29,7 @@ def split_path(path: str) -> tuple[str, dict[str, str]]:
     if "://" in path:
         parts = urlsplit(path)
         path, query = parts.path, parts.query
-        path = re.sub(r"^/?v\d+(\.\d+)?(/|$)", "", path.lstrip("/"))
+        path = VERSION_PREFIX_RE.sub("", path.lstrip("/"))
     elif "?" in path:
         path, query = path.split("?", 1)
     params = {k: v for k, v in parse_qsl(query, keep_blank_values=True) if k not in AUTH_FIELDS}
