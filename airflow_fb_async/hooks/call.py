@@ -153,6 +153,11 @@ class GraphCall:
     """The state of one logical Graph call across its attempts."""
 
     def __init__(self, core: GraphCore, method: str, path: str, options: CallOptions) -> None:
+        unknown = sorted(set(options) - CallOptions.__optional_keys__)
+        if unknown:  # what a misspelt keyword argument raised before the options had one declaration
+            raise TypeError(
+                f"unexpected call option(s) {unknown}; known: {sorted(CallOptions.__optional_keys__)}"
+            )
         core.require_token()
         params, data, files = options.get("params"), options.get("data"), options.get("files")
         etag, idempotent = options.get("etag"), options.get("idempotent")

@@ -3,6 +3,7 @@ docstring; the account-wide request listing; the one strict ad account normalise
 
 from __future__ import annotations
 
+import asyncio
 import inspect
 import json
 
@@ -144,3 +145,18 @@ def test_listings_refuse_a_bad_account_before_any_call(graph_conn: EmulatorAdmin
             hook.start_insights_report("act_x", {"fields": ["impressions"]})
     assert graph_conn.http_calls() == before
     assert json.dumps(graph_conn.calls()).count("act_abc") == 0
+
+
+def test_a_misspelt_call_option_is_refused_before_any_call(graph_conn: EmulatorAdmin) -> None:
+    before = graph_conn.http_calls()
+    refused = r"unexpected call option\(s\) \['parms'\]"
+    with pytest.raises(TypeError, match=refused):
+        GraphHook().request("GET", "me", parms={"fields": "id"})  # type: ignore[call-arg]
+
+    async def call_async() -> None:
+        async with GraphAsyncHook() as ahook:
+            with pytest.raises(TypeError, match=refused):
+                await ahook.request("GET", "me", parms={"fields": "id"})  # type: ignore[call-arg]
+
+    asyncio.run(call_async())
+    assert graph_conn.http_calls() == before
