@@ -31,6 +31,7 @@ EXPECTED_REQUIRES = {
     "certifi": ">=2023.7.22",
     "httpx": "<1,>=0.27",
     "requests": "<3,>=2.31",
+    "typing_extensions": ">=4.6",
     "urllib3": "<3,>=2",
 }
 

@@ -16,8 +16,10 @@ from hypothesis import strategies as st
 from airflow_fb_async.exceptions import FacebookGraphError, GraphInputError
 from airflow_fb_async.hooks import batch as batch_mod
 from airflow_fb_async.hooks import jsonpath
-from airflow_fb_async.hooks import request_sets as rs
-from airflow_fb_async.hooks._core import GraphConfig, GraphCore
+from airflow_fb_async.hooks import request_set_plan as rsp
+from airflow_fb_async.hooks.call import GraphCore
+from airflow_fb_async.hooks.config import GraphConfig
+from airflow_fb_async.hooks.encoding import encode_body
 from airflow_fb_async.hooks.throttle import ThrottleState, _ThrottleStore
 
 SETTINGS = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -124,7 +126,7 @@ def test_async_set_planning_is_valid_or_typed(
     requests: Any, account: Any, name: Any, uri: Any, mode: Any, size: Any
 ) -> None:
     try:
-        plan = rs.plan_request_sets(
+        plan = rsp.plan_request_sets(
             account, requests, name, notification_uri=uri, notification_mode=mode, max_set_size=size
         )
     except FacebookGraphError:  # ours, typed; anything else propagates and fails the property
@@ -159,7 +161,7 @@ def _decoded(value: Any, text: str) -> None:
             assert got == json.loads(json.dumps(value))
 
 
-@pytest.mark.parametrize("encode", [batch_mod.encode_body, rs.encode_body], ids=["batch", "async"])
+@pytest.mark.parametrize("encode", [batch_mod.encode_body, encode_body], ids=["batch", "async"])
 @SETTINGS
 @given(body=st.dictionaries(form_keys, st.one_of(form_values, st.none()), max_size=5))
 def test_dict_bodies_round_trip(encode: Any, body: dict[str, Any]) -> None:
@@ -173,7 +175,7 @@ def test_dict_bodies_round_trip(encode: Any, body: dict[str, Any]) -> None:
         _decoded(value, parsed[key][0])
 
 
-@pytest.mark.parametrize("encode", [batch_mod.encode_body, rs.encode_body], ids=["batch", "async"])
+@pytest.mark.parametrize("encode", [batch_mod.encode_body, encode_body], ids=["batch", "async"])
 @SETTINGS
 @given(
     key=st.from_regex(r"[a-z_]{1,8}", fullmatch=True),

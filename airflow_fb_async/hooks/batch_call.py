@@ -17,7 +17,6 @@ from urllib.parse import quote
 
 from airflow_fb_async.exceptions import GraphAmbiguousError, GraphAPIError, GraphAuthError
 from airflow_fb_async.hooks import jsonpath
-from airflow_fb_async.hooks._core import EtagCache, clean_paging, split_path
 from airflow_fb_async.hooks.batch_outcomes import (
     DEPENDENCY_FAILED_TYPE,
     DONE,
@@ -35,12 +34,15 @@ from airflow_fb_async.hooks.batch_outcomes import (
     parse_body,
     unknown_outcome,
 )
+from airflow_fb_async.hooks.etag import EtagCache
+from airflow_fb_async.hooks.paging import clean_paging
 from airflow_fb_async.hooks.retry import AUTH_CODES
 from airflow_fb_async.hooks.throttle import accounts_in
+from airflow_fb_async.hooks.urls import split_path
 
 if TYPE_CHECKING:
-    from airflow_fb_async.hooks._core import GraphCore
     from airflow_fb_async.hooks.batch_validate import BatchEntry, FileSource
+    from airflow_fb_async.hooks.call import GraphCore
 
 log = logging.getLogger("airflow_fb_async.hooks.batch")
 

@@ -8,7 +8,7 @@
   :func:`get_connection_form_widgets` and :func:`get_ui_field_behaviour`. Airflow 3.2+ skips those
   methods when the metadata is there, so they raise no deprecation warning.
 
-Every extra that :func:`airflow_fb_async.hooks._core.parse_conn_config` reads is a field here
+Every extra that :func:`airflow_fb_async.hooks.config.parse_conn_config` reads is a field here
 (tests hold the two together, defaults included). Values typed in the form are stored as
 ``extra__facebook_graph__<name>``; the hook reads that form and the plain ``<name>``.
 

@@ -6,6 +6,9 @@ as ISO 8601, lists, tuples and dicts as compact JSON (datetimes inside as ISO st
 lists). Anything else (a set, bytes, an arbitrary object, NaN) is refused with a
 :class:`~airflow_fb_async.exceptions.GraphInputError` naming the key and the type, before any
 HTTP call: sending its ``repr`` would make Graph store garbage.
+
+Also here: the ``fields`` parameter (:func:`fields_param`) and multipart files, read up front so
+that a retry can send them again (:func:`normalize_files`).
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ import datetime
 import json
 import math
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, overload
 from urllib.parse import parse_qsl, quote
 
@@ -215,3 +218,44 @@ def encode_body(
                 raise _input_error(err, "body key", index, name) from None
         parts.append(f"{quote_keeping_references(key)}={quote_keeping_references(text)}")
     return "&".join(parts)
+
+
+def fields_param(fields: str | Iterable[str] | None, default: Sequence[str] | None = None) -> str | None:
+    """A ``fields`` parameter: a comma string as is, a list joined (blanks and repeats dropped),
+    None -> ``default`` joined (or None: Graph's default fields)."""
+    if fields is None:
+        return ",".join(default) if default else None
+    if isinstance(fields, str):
+        return fields
+    items = [str(f).strip() for f in fields if str(f).strip()]
+    return ",".join(dict.fromkeys(items)) or None
+
+
+# Multipart files ------------------------------------------------------------------------------
+
+FileSpec = tuple[str, bytes, str | None]
+
+
+def normalize_files(files: Mapping[str, Any] | None) -> dict[str, FileSpec] | None:
+    """Read multipart files up front (so a retry can resend them): ``{field: (name, bytes, type)}``.
+
+    Accepts ``bytes``, a file object, or a tuple ``(filename, bytes|fileobj[, content_type])``.
+    """
+    if not files:
+        return None
+    out: dict[str, FileSpec] = {}
+    for name, spec in files.items():
+        filename, content, ctype = str(name), spec, None
+        if isinstance(spec, tuple | list):
+            if len(spec) < 2:
+                raise GraphInputError(f"file {name!r}: expected (filename, content[, content_type])")
+            filename, content = str(spec[0]), spec[1]
+            ctype = spec[2] if len(spec) > 2 else None
+        if hasattr(content, "read"):
+            content = content.read()
+        if isinstance(content, str):
+            content = content.encode("utf-8")
+        if not isinstance(content, bytes | bytearray):
+            raise GraphInputError(f"file {name!r}: content must be bytes or a file object")
+        out[str(name)] = (filename, bytes(content), ctype)
+    return out

@@ -8,8 +8,8 @@
 
 :class:`InsightsMixin` adds these to :class:`~airflow_fb_async.hooks.graph.GraphHook`, and
 :class:`AsyncInsightsMixin` their async twins, under the same names, to ``GraphAsyncHook``
-(``class GraphHook(InsightsMixin, _GraphHookBase)``, ``class GraphAsyncHook(AsyncInsightsMixin,
-_GraphHookBase)``; ``await ahook.get_report_runs(...)``). They go through the hooks' own request,
+(``class GraphHook(InsightsMixin, GraphHookBase[...])``, ``class GraphAsyncHook(AsyncInsightsMixin,
+GraphHookBase[...])``; ``await ahook.get_report_runs(...)``). They go through the hooks' own request,
 multi-id and pagination paths, so retries, scrubbing and throttling are the hooks'. Everything that
 is not I/O (checking and encoding the report's parameters, reading the answers) is shared here.
 
@@ -24,16 +24,20 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-import re
 import threading
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator, Mapping, Sequence
-from typing import TYPE_CHECKING, Any, Protocol
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterable, Iterator, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from airflow_fb_async.exceptions import GraphAPIError, GraphInputError
-from airflow_fb_async.hooks._core import ad_account_path, encode_fields, fields_param
+from airflow_fb_async.hooks.encoding import encode_fields, fields_param
+from airflow_fb_async.hooks.graph_base import check_multi, multi_id_params
+from airflow_fb_async.hooks.ids import account_digits, normalize_ad_account_id
 
 if TYPE_CHECKING:
+    from typing_extensions import Unpack
+
+    from airflow_fb_async.hooks.call import CallOptions
     from airflow_fb_async.hooks.throttle import ThrottleState
 
 __all__ = [
@@ -61,7 +65,6 @@ DEFAULT_REPORT_RUN_FIELDS = (
 )
 JOB_COMPLETED = "Job Completed"
 JOB_FAILED_STATUSES = frozenset({"Job Failed", "Job Skipped"})
-_ACCOUNT_RE = re.compile(r"^(?:act_)?(\d+)$")
 _JSON_SCALARS = (str, int, float, bool, type(None))
 
 
@@ -179,16 +182,6 @@ def insights_params(params: Mapping[str, Any] | None) -> dict[str, str]:
     return encode_fields(out)
 
 
-def account_digits(ad_account_id: Any) -> str:
-    """``act_123`` / ``123`` / 123 -> ``123``; anything else is a :class:`GraphInputError`."""
-    match = _ACCOUNT_RE.match(str(ad_account_id).strip()) if isinstance(ad_account_id, str | int) else None
-    if match is None or isinstance(ad_account_id, bool):
-        raise GraphInputError(
-            f"ad_account_id must be 'act_<digits>' or digits, got {type(ad_account_id).__name__} {ad_account_id!r}"
-        )
-    return match.group(1)
-
-
 def report_run_id_of(answer: Any, account: str) -> str:
     """The ``report_run_id`` of a start answer (a :class:`GraphAPIError` if there is none)."""
     run_id = answer.get("report_run_id") if isinstance(answer, Mapping) else None
@@ -244,74 +237,30 @@ def _pause_before(throttle: ThrottleState, run_ids: Sequence[str], what: str) ->
 # The mixins (I/O through the hooks' request / multi-id / paginate)
 # --------------------------------------------------------------------------------------------------
 
+AnswerT = TypeVar("AnswerT", covariant=True)
+PagesT = TypeVar("PagesT", covariant=True)
 
-class _SyncHook(Protocol):
-    """What :class:`InsightsMixin` needs from its hook (GraphHook has it)."""
 
-    _sleep: Callable[[float], None]
+class _Host(Protocol[AnswerT, PagesT]):
+    """What the mixins use of their hook: ``_Host[Any, Iterator]`` is :class:`GraphHook`,
+    ``_Host[Coroutine, AsyncIterator]`` is ``GraphAsyncHook``."""
+
+    @property
+    def _sleep(self) -> Callable[[float], Any]: ...
 
     @property
     def throttle(self) -> ThrottleState: ...
 
-    def request(
-        self,
-        method: str,
-        path: str,
-        *,
-        params: Mapping[str, Any] | None = None,
-        data: Mapping[str, Any] | str | None = None,
-        idempotent: bool | None = None,
-    ) -> Any: ...
+    def request(self, method: str, path: str, **options: Unpack[CallOptions]) -> AnswerT: ...
 
     def paginate(
         self, path: str, params: Mapping[str, Any] | None = None, page_size: int | None = None
-    ) -> Iterator[dict[str, Any]]: ...
-
-    def _multi_id_calls(
-        self,
-        set_ids: str | Iterable[Any],
-        fields: str | Iterable[str] | None,
-        default_fields: Sequence[str] | None = ...,
-    ) -> Iterator[dict[str, str]]: ...
-
-    def _check_multi(self, result: Any, where: str) -> dict[str, dict[str, Any]]: ...
-
-
-class _AsyncHook(Protocol):
-    """What :class:`AsyncInsightsMixin` needs from its hook (GraphAsyncHook has it)."""
-
-    _sleep: Callable[[float], Awaitable[Any]]
-
-    @property
-    def throttle(self) -> ThrottleState: ...
-
-    async def request(
-        self,
-        method: str,
-        path: str,
-        *,
-        params: Mapping[str, Any] | None = None,
-        data: Mapping[str, Any] | str | None = None,
-        idempotent: bool | None = None,
-    ) -> Any: ...
-
-    def paginate(
-        self, path: str, params: Mapping[str, Any] | None = None, page_size: int | None = None
-    ) -> AsyncIterator[dict[str, Any]]: ...
-
-    def _multi_id_calls(
-        self,
-        set_ids: str | Iterable[Any],
-        fields: str | Iterable[str] | None,
-        default_fields: Sequence[str] | None = ...,
-    ) -> Iterator[dict[str, str]]: ...
-
-    def _check_multi(self, result: Any, where: str) -> dict[str, dict[str, Any]]: ...
+    ) -> PagesT: ...
 
 
 def _start_args(ad_account_id: Any, params: Mapping[str, Any] | None) -> tuple[str, str, dict[str, str]]:
     account = account_digits(ad_account_id)
-    return account, f"{ad_account_path(account)}/insights", insights_params(params)
+    return account, f"{normalize_ad_account_id(account)}/insights", insights_params(params)
 
 
 def _rows_path(report_run_id: Any) -> str:
@@ -328,82 +277,100 @@ def _rows_path(report_run_id: Any) -> str:
 _START_IS_REPEATABLE = True
 
 
-class InsightsMixin:
-    """Insights calls of the sync hook: ``class GraphHook(InsightsMixin, _GraphHookBase)``."""
+def _started(answer: Any, account: str) -> str:
+    """The run id of a start answer, remembered with its account (for throttle pauses)."""
+    run_id = report_run_id_of(answer, account)
+    RUN_ACCOUNTS.remember(run_id, account)
+    return run_id
 
-    def start_insights_report(self: _SyncHook, ad_account_id: str, params: Mapping[str, Any] | None) -> str:
+
+def _run_reads(
+    throttle: ThrottleState, report_run_ids: str | Iterable[str], fields: str | Iterable[str] | None
+) -> Iterator[tuple[float, dict[str, Any]]]:
+    """Each multi-id read of report runs (50 ids): the pause its runs' accounts ask for, its params."""
+    for params in multi_id_params(report_run_ids, fields, DEFAULT_REPORT_RUN_FIELDS):
+        yield _pause_before(throttle, params["ids"].split(","), "GET /?ids= (report runs)"), params
+
+
+def _learned(answer: Any) -> dict[str, dict[str, Any]]:
+    """A multi-id answer of report runs, their accounts remembered."""
+    runs = check_multi(answer, "GET /?ids=")
+    RUN_ACCOUNTS.learn(runs)
+    return runs
+
+
+def _rows_read(throttle: ThrottleState, report_run_id: Any) -> tuple[str, float]:
+    """The rows' path of a report run, and the pause its account asks for."""
+    path = _rows_path(report_run_id)
+    return path, _pause_before(throttle, [path.split("/")[0]], f"GET /{path}")
+
+
+SyncHost = _Host[Any, Iterator[dict[str, Any]]]
+AsyncHost = _Host[Coroutine[Any, Any, Any], AsyncIterator[dict[str, Any]]]
+
+
+class InsightsMixin:
+    """Insights calls of the sync hook: ``class GraphHook(InsightsMixin, GraphHookBase[...])``."""
+
+    def start_insights_report(self: SyncHost, ad_account_id: str, params: Mapping[str, Any] | None) -> str:
         """Start an async report run on an ad account (``POST act_<id>/insights``); its id.
 
         :param params: the report's parameters (``fields``, ``level``, ``date_preset`` or
             ``time_range``, ``time_increment``, ``breakdowns``, ``filtering``, ...), checked first.
         """
         account, path, data = _start_args(ad_account_id, params)
-        answer = self.request("POST", path, data=data, idempotent=_START_IS_REPEATABLE)
-        run_id = report_run_id_of(answer, account)
-        RUN_ACCOUNTS.remember(run_id, account)
-        return run_id
+        return _started(self.request("POST", path, data=data, idempotent=_START_IS_REPEATABLE), account)
 
     def get_report_runs(
-        self: _SyncHook, report_run_ids: str | Iterable[str], fields: str | Iterable[str] | None = None
+        self: SyncHost, report_run_ids: str | Iterable[str], fields: str | Iterable[str] | None = None
     ) -> dict[str, dict[str, Any]]:
         """Read report runs with multi-id ``GET /?ids=`` (50 per call): ``{run_id: fields}``.
 
         ``fields`` defaults to :data:`DEFAULT_REPORT_RUN_FIELDS` (status, percent, account, dates).
         """
         out: dict[str, dict[str, Any]] = {}
-        for params in self._multi_id_calls(report_run_ids, fields, DEFAULT_REPORT_RUN_FIELDS):
-            pause = _pause_before(self.throttle, params["ids"].split(","), "GET /?ids= (report runs)")
+        for pause, params in _run_reads(self.throttle, report_run_ids, fields):
             if pause > 0:
                 self._sleep(pause)
-            runs = self._check_multi(self.request("GET", "", params=params), "GET /?ids=")
-            RUN_ACCOUNTS.learn(runs)
-            out.update(runs)
+            out.update(_learned(self.request("GET", "", params=params)))
         return out
 
     def iter_report_rows(
-        self: _SyncHook, report_run_id: str, page_size: int | None = None
+        self: SyncHost, report_run_id: str, page_size: int | None = None
     ) -> Iterator[dict[str, Any]]:
         """The rows of a completed report run (``GET <report_run_id>/insights``), page by page."""
-        path = _rows_path(report_run_id)
-        pause = _pause_before(self.throttle, [path.split("/")[0]], f"GET /{path}")
+        path, pause = _rows_read(self.throttle, report_run_id)
         if pause > 0:
             self._sleep(pause)
         yield from self.paginate(path, page_size=page_size)
 
 
 class AsyncInsightsMixin:
-    """Insights calls of the async hook: ``class GraphAsyncHook(AsyncInsightsMixin, _GraphHookBase)``."""
+    """Insights calls of the async hook: ``class GraphAsyncHook(AsyncInsightsMixin, GraphHookBase[...])``."""
 
     async def start_insights_report(
-        self: _AsyncHook, ad_account_id: str, params: Mapping[str, Any] | None
+        self: AsyncHost, ad_account_id: str, params: Mapping[str, Any] | None
     ) -> str:
         """Async twin of :meth:`InsightsMixin.start_insights_report`."""
         account, path, data = _start_args(ad_account_id, params)
-        answer = await self.request("POST", path, data=data, idempotent=_START_IS_REPEATABLE)
-        run_id = report_run_id_of(answer, account)
-        RUN_ACCOUNTS.remember(run_id, account)
-        return run_id
+        return _started(await self.request("POST", path, data=data, idempotent=_START_IS_REPEATABLE), account)
 
     async def get_report_runs(
-        self: _AsyncHook, report_run_ids: str | Iterable[str], fields: str | Iterable[str] | None = None
+        self: AsyncHost, report_run_ids: str | Iterable[str], fields: str | Iterable[str] | None = None
     ) -> dict[str, dict[str, Any]]:
         """Async twin of :meth:`InsightsMixin.get_report_runs` (50 runs per call)."""
         out: dict[str, dict[str, Any]] = {}
-        for params in self._multi_id_calls(report_run_ids, fields, DEFAULT_REPORT_RUN_FIELDS):
-            pause = _pause_before(self.throttle, params["ids"].split(","), "GET /?ids= (report runs)")
+        for pause, params in _run_reads(self.throttle, report_run_ids, fields):
             if pause > 0:
                 await self._sleep(pause)
-            runs = self._check_multi(await self.request("GET", "", params=params), "GET /?ids=")
-            RUN_ACCOUNTS.learn(runs)
-            out.update(runs)
+            out.update(_learned(await self.request("GET", "", params=params)))
         return out
 
     async def iter_report_rows(
-        self: _AsyncHook, report_run_id: str, page_size: int | None = None
+        self: AsyncHost, report_run_id: str, page_size: int | None = None
     ) -> AsyncIterator[dict[str, Any]]:
         """Async twin of :meth:`InsightsMixin.iter_report_rows`."""
-        path = _rows_path(report_run_id)
-        pause = _pause_before(self.throttle, [path.split("/")[0]], f"GET /{path}")
+        path, pause = _rows_read(self.throttle, report_run_id)
         if pause > 0:
             await self._sleep(pause)
         async for row in self.paginate(path, page_size=page_size):

@@ -22,6 +22,7 @@ from typing import Any
 from airflow_fb_async.exceptions import GraphInputError
 from airflow_fb_async.hooks.encoding import encode_body
 from airflow_fb_async.hooks.grouping import linked_groups
+from airflow_fb_async.hooks.ids import normalize_ad_account_id
 from airflow_fb_async.hooks.references import reference_names
 
 #: Graph's cap on requests per async request set.
@@ -38,7 +39,6 @@ _UNSUPPORTED_KEYS = {
     "attached_files": "async batches cannot upload files: upload first (e.g. adimages), then reference the hash",
     "headers": "async batch entries take no headers: drop 'headers'",
 }
-_ACCOUNT_RE = re.compile(r"^(?:act_)?([0-9]+)$")
 #: Hex digits of an idempotency key's digest in set names.
 KEY_DIGEST_LENGTH = 12
 #: ``[#digest]`` or ``[part k/n #digest]`` closing a set name.
@@ -84,19 +84,6 @@ class RequestSetPlan:
 # --------------------------------------------------------------------------------------------------
 # Validation of scalar inputs
 # --------------------------------------------------------------------------------------------------
-
-
-def normalize_ad_account_id(ad_account_id: Any) -> str:
-    """Return ``act_<digits>`` for ``"act_123"``, ``"123"`` or ``123``; GraphInputError otherwise."""
-    if isinstance(ad_account_id, bool) or not isinstance(ad_account_id, (str, int)):
-        raise GraphInputError(
-            f"ad_account_id must be 'act_<digits>' or '<digits>', got {type(ad_account_id).__name__}: "
-            f"{ad_account_id!r}"
-        )
-    match = _ACCOUNT_RE.match(str(ad_account_id))
-    if not match or int(match.group(1)) == 0:
-        raise GraphInputError(f"ad_account_id must be 'act_<digits>' or '<digits>', got {ad_account_id!r}")
-    return f"act_{match.group(1)}"
 
 
 def validate_notification_uri(uri: Any) -> str | None:

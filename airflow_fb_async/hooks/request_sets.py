@@ -34,28 +34,13 @@ from airflow_fb_async.exceptions import (
     FacebookGraphError,
     GraphAmbiguousError,
 )
-from airflow_fb_async.hooks._core import DEFAULT_SET_FIELDS
-from airflow_fb_async.hooks.encoding import encode_body as encode_body
-from airflow_fb_async.hooks.request_set_plan import MAX_NAME_LENGTH as MAX_NAME_LENGTH
-from airflow_fb_async.hooks.request_set_plan import MAX_SET_SIZE as MAX_SET_SIZE
-from airflow_fb_async.hooks.request_set_plan import NOTIFICATION_MODES as NOTIFICATION_MODES
-from airflow_fb_async.hooks.request_set_plan import REQUEST_KEYS as REQUEST_KEYS
-from airflow_fb_async.hooks.request_set_plan import RequestSetPart as RequestSetPart
-from airflow_fb_async.hooks.request_set_plan import RequestSetPlan as RequestSetPlan
-from airflow_fb_async.hooks.request_set_plan import SetOptions as SetOptions
-from airflow_fb_async.hooks.request_set_plan import components as components
-from airflow_fb_async.hooks.request_set_plan import find_references as find_references
-from airflow_fb_async.hooks.request_set_plan import key_digest as key_digest
-from airflow_fb_async.hooks.request_set_plan import normalize_ad_account_id as normalize_ad_account_id
-from airflow_fb_async.hooks.request_set_plan import parse_marker as parse_marker
-from airflow_fb_async.hooks.request_set_plan import part_names as part_names
-from airflow_fb_async.hooks.request_set_plan import plan_request_sets as plan_request_sets
-from airflow_fb_async.hooks.request_set_plan import split_into_parts as split_into_parts
-from airflow_fb_async.hooks.request_set_plan import validate_max_set_size as validate_max_set_size
-from airflow_fb_async.hooks.request_set_plan import validate_notification_mode as validate_notification_mode
-from airflow_fb_async.hooks.request_set_plan import validate_notification_uri as validate_notification_uri
-from airflow_fb_async.hooks.request_set_plan import validate_requests as validate_requests
-from airflow_fb_async.hooks.request_set_plan import validate_set_name as validate_set_name
+from airflow_fb_async.hooks.request_set_plan import (
+    RequestSetPart,
+    RequestSetPlan,
+    parse_marker,
+    plan_request_sets,
+)
+from airflow_fb_async.hooks.set_fields import DEFAULT_SET_FIELDS
 from airflow_fb_async.hooks.statuses import as_int
 
 if TYPE_CHECKING:

@@ -25,7 +25,6 @@ hook turns it into :class:`GraphAmbiguousError`. Throttling means "not done": re
 from __future__ import annotations
 
 import random
-import re
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -36,6 +35,7 @@ from airflow_fb_async.exceptions import (
     GraphTransientError,
 )
 from airflow_fb_async.hooks.throttle import MAX_THROTTLE_WAIT, capped_wait
+from airflow_fb_async.hooks.urls import VERSION_PREFIX_RE
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Collection
@@ -47,7 +47,6 @@ THROTTLE_CODES = frozenset(
 # 190 invalid/expired token, 102 session key, 104 token required, 10 / 200-299 permissions.
 AUTH_CODES = frozenset({190, 102, 104, 10, *range(200, 300)})
 READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
-_VERSION_PREFIX = re.compile(r"^v\d+(\.\d+)?(/|$)")
 
 
 def is_repeatable(method: str, path: str) -> bool:
@@ -63,7 +62,7 @@ def is_repeatable(method: str, path: str) -> bool:
     if verb != "POST":
         return False
     target = str(path).split("?", 1)[0].strip().strip("/")
-    target = _VERSION_PREFIX.sub("", target).strip("/")
+    target = VERSION_PREFIX_RE.sub("", target).strip("/")
     return bool(target) and "/" not in target
 
 

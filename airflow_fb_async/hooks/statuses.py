@@ -90,17 +90,6 @@ def normalize_statuses(statuses: str | Iterable[str] | None) -> list[str] | None
     return out
 
 
-# Count fields of a request set, in the order logs and XComs show them.
-SET_COUNT_FIELDS = (
-    "total_count",
-    "initial_count",
-    "in_progress_count",
-    "success_count",
-    "error_count",
-    "canceled_count",
-)
-
-
 def as_int(value: object) -> int | None:
     """Graph's loosely typed number (``12``, ``"12"``, ``12.0``) as an int; None when it is missing,
     null, a bool or not a number. The one place counts, sizes and error codes are coerced."""

@@ -37,7 +37,7 @@ import re
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 log = logging.getLogger("airflow_fb_async.hooks.throttle")
@@ -80,7 +80,7 @@ def accounts_in(*texts: str | None) -> list[str]:
     return found
 
 
-def _lower_headers(headers: Mapping[str, Any] | Iterable[Any] | None) -> dict[str, str]:
+def lower_headers(headers: Mapping[str, Any] | Iterable[Any] | None) -> dict[str, str]:
     """Accept a dict-like, or Graph's batch-entry list of ``{"name", "value"}``; lower-case names."""
     out: dict[str, str] = {}
     if headers is None:
@@ -134,7 +134,7 @@ def parse_usage_headers(
     headers: Mapping[str, Any] | Iterable[Any] | None, account_hint: str | None = None
 ) -> list[UsageReading]:
     """Pure parser of the three usage headers into per-key readings."""
-    h = _lower_headers(headers)
+    h = lower_headers(headers)
     readings: list[UsageReading] = []
     buc = _json_header(h.get(BUC_HEADER))
     if isinstance(buc, Mapping):
@@ -214,27 +214,18 @@ class _ThrottleStore:
 _STORE = _ThrottleStore()
 
 
+@dataclass(eq=False, kw_only=True)
 class ThrottleState:
-    """A connection's view of the process-wide throttle store (see module docstring)."""
+    """A connection's view of the process-wide throttle store (see module docstring): the
+    connection's knobs, the clock, and the store (the process-wide one unless a test gives its own)."""
 
-    def __init__(
-        self,
-        *,
-        regain_unit_seconds: float = 60.0,
-        throttle_threshold: float = 90.0,
-        backoff_base: float = 1.0,
-        backoff_max: float = 60.0,
-        max_wait: float = MAX_THROTTLE_WAIT,
-        clock: Callable[[], float] = time.monotonic,
-        store: _ThrottleStore | None = None,
-    ) -> None:
-        self.regain_unit_seconds = regain_unit_seconds
-        self.throttle_threshold = throttle_threshold
-        self.backoff_base = backoff_base
-        self.backoff_max = backoff_max
-        self.max_wait = max_wait
-        self._clock = clock
-        self._store = store if store is not None else _STORE
+    regain_unit_seconds: float = 60.0
+    throttle_threshold: float = 90.0
+    backoff_base: float = 1.0
+    backoff_max: float = 60.0
+    max_wait: float = MAX_THROTTLE_WAIT
+    clock: Callable[[], float] = time.monotonic
+    store: _ThrottleStore = field(default_factory=lambda: _STORE)
 
     def observe(
         self, headers: Mapping[str, Any] | Iterable[Any] | None, account_id: str | None = None
@@ -259,8 +250,8 @@ class ThrottleState:
                 )
             )
         readings = list(merged.values())
-        now = self._clock()
-        store = self._store
+        now = self.clock()
+        store = self.store
         to_log: list[tuple[str, float]] = []
         with store.lock:
             for r in readings:
@@ -299,9 +290,9 @@ class ThrottleState:
     def wait_time(self, accounts: Iterable[str] = ()) -> tuple[float, str]:
         """Seconds to wait before a call touching ``accounts`` (and the app), and why."""
         keys = [account_key(a) for a in accounts] + [APP_KEY]
-        now = self._clock()
+        now = self.clock()
         best, reason = 0.0, ""
-        store = self._store
+        store = self.store
         with store.lock:
             for key in keys:
                 until = store.blocked_until.get(key)
@@ -321,20 +312,20 @@ class ThrottleState:
     def usage(self, account_id: str | None = None) -> float | None:
         """Last usage reading (percent) of an ad account, or of the app when None."""
         key = APP_KEY if account_id is None else account_key(account_id)
-        with self._store.lock:
-            seen = self._store.usage.get(key)
+        with self.store.lock:
+            seen = self.store.usage.get(key)
         return None if seen is None else seen[0]
 
     def blocked_for(self, account_id: str | None = None) -> float:
         """Seconds an ad account (or the app) stays blocked (0 when not blocked)."""
         key = APP_KEY if account_id is None else account_key(account_id)
-        with self._store.lock:
-            until = self._store.blocked_until.get(key, 0.0)
-        return max(0.0, until - self._clock())
+        with self.store.lock:
+            until = self.store.blocked_until.get(key, 0.0)
+        return max(0.0, until - self.clock())
 
     def reset(self) -> None:
         """Forget everything (process-wide). Meant for tests."""
-        self._store.clear()
+        self.store.clear()
 
 
 def _describe(key: str) -> str:

@@ -27,7 +27,8 @@ from typing import TYPE_CHECKING, Any
 
 from airflow_fb_async._compat import ObjectStoragePath, conf
 from airflow_fb_async.exceptions import GraphInputError, InsightsReportError
-from airflow_fb_async.hooks.insights import account_digits, insights_params
+from airflow_fb_async.hooks.ids import account_digits
+from airflow_fb_async.hooks.insights import insights_params
 from airflow_fb_async.hooks.insights_plan import ReportJob, jobs_from_json, jobs_to_json, settle
 from airflow_fb_async.jsonl import JsonlWriter, StoragePath, storage_path
 from airflow_fb_async.literals import parse_literal, parse_rendered_list

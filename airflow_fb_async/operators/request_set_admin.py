@@ -8,13 +8,13 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from airflow_fb_async.exceptions import FacebookGraphError, GraphAPIError, GraphInputError
-from airflow_fb_async.hooks._core import DEFAULT_SET_FIELDS
 from airflow_fb_async.hooks.request_set_plan import (
     validate_notification_mode,
     validate_notification_uri,
     validate_set_name,
 )
-from airflow_fb_async.hooks.statuses import SET_COUNT_FIELDS, AsyncRequestStatus, set_count, set_is_completed
+from airflow_fb_async.hooks.set_fields import DEFAULT_SET_FIELDS, SET_COUNT_FIELDS
+from airflow_fb_async.hooks.statuses import AsyncRequestStatus, set_count, set_is_completed
 from airflow_fb_async.operators._graph_operator import GraphOperator
 from airflow_fb_async.waiting.ids import normalize_ids
 

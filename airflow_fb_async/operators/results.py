@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from airflow_fb_async.exceptions import AsyncRequestSetError, GraphInputError
 from airflow_fb_async.exceptions import TooManyResultsError as TooManyResultsError
-from airflow_fb_async.hooks._core import DEFAULT_SET_FIELDS
+from airflow_fb_async.hooks.set_fields import DEFAULT_SET_FIELDS
 from airflow_fb_async.hooks.statuses import (
     AsyncRequestStatus,
     as_int,

@@ -3,7 +3,7 @@
 No rule of its own: what is retryable and how long to wait come from the hooks' one
 :class:`~airflow_fb_async.hooks.retry.RetryPolicy` (throttled or transient: yes, with exponential
 back-off and full jitter, at least a throttle's announced regain time; anything else: final), and
-error texts pass through the hooks' :class:`~airflow_fb_async.hooks._core.Scrubber`.
+error texts pass through the hooks' :class:`~airflow_fb_async.hooks.scrub.Scrubber`.
 """
 
 from __future__ import annotations
@@ -77,9 +77,9 @@ def describe_error(exc: BaseException, scrub: Callable[[str], str] | None = None
         head = name
         raw = str(exc)
     if scrub is None:
-        # Imported here: by the time a waiter reports an error the hook module (and _core) is loaded;
+        # Imported here: by the time a waiter reports an error the hook module (and its scrubber) is loaded;
         # the trigger module itself stays light to import on the triggerer's loop.
-        from airflow_fb_async.hooks._core import Scrubber
+        from airflow_fb_async.hooks.scrub import Scrubber
 
         scrub = Scrubber()
     try:

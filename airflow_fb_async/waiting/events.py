@@ -13,7 +13,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from airflow_fb_async.exceptions import AsyncRequestSetError
-from airflow_fb_async.hooks.statuses import SET_COUNT_FIELDS, set_count
+from airflow_fb_async.hooks.set_fields import SET_COUNT_FIELDS
+from airflow_fb_async.hooks.statuses import set_count
 from airflow_fb_async.waiting.ids import short_repr
 
 #: Event statuses; nothing else is ever emitted.

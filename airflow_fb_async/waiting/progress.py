@@ -10,7 +10,8 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING, Any
 
-from airflow_fb_async.hooks.statuses import SET_COUNT_FIELDS, set_count, set_is_completed
+from airflow_fb_async.hooks.set_fields import SET_COUNT_FIELDS
+from airflow_fb_async.hooks.statuses import set_count, set_is_completed
 from airflow_fb_async.waiting.events import SUMMARY_FIELDS, totals
 
 if TYPE_CHECKING:

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from airflow_fb_async.get_provider_info import get_provider_info
-from airflow_fb_async.hooks._core import EXTRA_PREFIX, parse_conn_config
+from airflow_fb_async.hooks.config import EXTRA_PREFIX, parse_conn_config
 from airflow_fb_async.hooks.connection_form import EXTRA_FIELDS
 from airflow_fb_async.hooks.graph import GraphHook
 from tests.conftest import CONN_ENV, TEST_TOKEN

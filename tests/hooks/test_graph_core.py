@@ -12,40 +12,23 @@ import pytest
 import requests
 import urllib3.exceptions
 
-from airflow_fb_async.exceptions import (
-    GraphAmbiguousError,
-    GraphAPIError,
-    GraphAuthError,
-    GraphInputError,
-    GraphThrottledError,
-    GraphTransientError,
-)
-from airflow_fb_async.hooks._core import (
-    EtagCache,
-    GraphConfig,
-    GraphCore,
-    PageWalker,
-    Scrubber,
-    appsecret_proof,
-    clean_paging,
-    error_from_response,
-    next_page_params,
-    parse_conn_config,
-    split_path,
-)
-from airflow_fb_async.hooks.graph import (
-    GraphAsyncHook,
-    GraphHook,
-    httpx_failed_before_send,
-    requests_failed_before_send,
-)
+from airflow_fb_async import exceptions
+from airflow_fb_async.hooks.call import GraphCore
+from airflow_fb_async.hooks.config import GraphConfig, parse_conn_config
+from airflow_fb_async.hooks.errors import error_from_response
+from airflow_fb_async.hooks.etag import EtagCache
+from airflow_fb_async.hooks.graph import GraphAsyncHook, GraphHook, requests_failed_before_send
+from airflow_fb_async.hooks.graph_async import httpx_failed_before_send
+from airflow_fb_async.hooks.paging import PageWalker, clean_paging, next_page_params
 from airflow_fb_async.hooks.retry import RetryPolicy
+from airflow_fb_async.hooks.scrub import Scrubber
 from airflow_fb_async.hooks.throttle import (
     MAX_THROTTLE_WAIT,
     ThrottleState,
     _ThrottleStore,
     parse_usage_headers,
 )
+from airflow_fb_async.hooks.urls import appsecret_proof, split_path
 from tests.conftest import CONN_ENV, conn_json
 from tests.emu_admin import EmulatorAdmin
 
@@ -107,7 +90,7 @@ def test_conn_api_version_override_and_normalisation() -> None:
     ],
 )
 def test_conn_bad_extras(extra: dict[str, object]) -> None:
-    with pytest.raises(GraphInputError):
+    with pytest.raises(exceptions.GraphInputError):
         parse_conn_config("c", host=None, password="t", extra=extra)
 
 
@@ -179,13 +162,13 @@ def test_build_root_post_puts_token_in_body_and_timed_proof() -> None:
 
 
 def test_get_with_body_rejected() -> None:
-    with pytest.raises(GraphInputError):
+    with pytest.raises(exceptions.GraphInputError):
         _core().new_call("GET", "me", data={"a": 1})
 
 
 def test_missing_token_is_auth_error() -> None:
     core = GraphCore(GraphConfig(conn_id="c"))
-    with pytest.raises(GraphAuthError, match="no access token"):
+    with pytest.raises(exceptions.GraphAuthError, match="no access token"):
         core.new_call("GET", "me")
 
 
@@ -200,7 +183,7 @@ def test_split_path_absolute_next_url() -> None:
 
 def _err(
     status: int, error: dict[str, object] | None, headers: dict[str, str] | None = None
-) -> GraphAPIError:
+) -> exceptions.GraphAPIError:
     body = json.dumps({"error": error}).encode() if error is not None else b"<html>oops</html>"
     return error_from_response(
         status, headers or {}, body, method="GET", path="me", scrub=Scrubber([TOKEN]), regain_unit_seconds=0.5
@@ -210,24 +193,26 @@ def _err(
 @pytest.mark.parametrize(
     ("status", "error", "cls"),
     [
-        (400, {"code": 190, "message": "bad token"}, GraphAuthError),
-        (400, {"code": 102, "message": "session"}, GraphAuthError),
-        (400, {"code": 100, "message": "Invalid appsecret_proof provided"}, GraphAuthError),
-        (400, {"code": 200, "message": "permission"}, GraphAuthError),
-        (400, {"code": 10, "message": "permission"}, GraphAuthError),
-        (400, {"code": 100, "message": "bad param"}, GraphAPIError),
-        (400, {"code": 1, "message": "unknown"}, GraphTransientError),
-        (400, {"code": 2, "message": "service"}, GraphTransientError),
-        (400, {"code": 9999, "message": "x", "is_transient": True}, GraphTransientError),
-        (500, {"code": 100, "message": "x"}, GraphTransientError),
-        (502, None, GraphTransientError),
-        (400, {"code": 17, "message": "limit"}, GraphThrottledError),
-        (400, {"code": 80004, "message": "limit"}, GraphThrottledError),
-        (400, {"code": 613, "message": "limit"}, GraphThrottledError),
-        (404, None, GraphAPIError),
+        (400, {"code": 190, "message": "bad token"}, exceptions.GraphAuthError),
+        (400, {"code": 102, "message": "session"}, exceptions.GraphAuthError),
+        (400, {"code": 100, "message": "Invalid appsecret_proof provided"}, exceptions.GraphAuthError),
+        (400, {"code": 200, "message": "permission"}, exceptions.GraphAuthError),
+        (400, {"code": 10, "message": "permission"}, exceptions.GraphAuthError),
+        (400, {"code": 100, "message": "bad param"}, exceptions.GraphAPIError),
+        (400, {"code": 1, "message": "unknown"}, exceptions.GraphTransientError),
+        (400, {"code": 2, "message": "service"}, exceptions.GraphTransientError),
+        (400, {"code": 9999, "message": "x", "is_transient": True}, exceptions.GraphTransientError),
+        (500, {"code": 100, "message": "x"}, exceptions.GraphTransientError),
+        (502, None, exceptions.GraphTransientError),
+        (400, {"code": 17, "message": "limit"}, exceptions.GraphThrottledError),
+        (400, {"code": 80004, "message": "limit"}, exceptions.GraphThrottledError),
+        (400, {"code": 613, "message": "limit"}, exceptions.GraphThrottledError),
+        (404, None, exceptions.GraphAPIError),
     ],
 )
-def test_error_classes(status: int, error: dict[str, object] | None, cls: type[GraphAPIError]) -> None:
+def test_error_classes(
+    status: int, error: dict[str, object] | None, cls: type[exceptions.GraphAPIError]
+) -> None:
     err = _err(status, error)
     assert type(err) is cls
     assert err.status_code == status
@@ -259,7 +244,7 @@ def test_error_fields_and_scrubbed_message() -> None:
 def test_throttle_error_retry_after_from_buc_header() -> None:
     buc = {"123": [{"type": "ads_management", "call_count": 100, "estimated_time_to_regain_access": 3}]}
     err = _err(400, {"code": 80004, "message": "too many"}, {"X-Business-Use-Case-Usage": json.dumps(buc)})
-    assert isinstance(err, GraphThrottledError)
+    assert isinstance(err, exceptions.GraphThrottledError)
     assert err.retry_after == pytest.approx(1.5)
 
 
@@ -268,15 +253,15 @@ def test_throttle_error_retry_after_from_buc_header() -> None:
 
 def test_retry_policy_decisions() -> None:
     policy = RetryPolicy(max_retries=3, backoff_base=1.0, backoff_max=5.0, rng=lambda a, b: b)
-    transient = GraphTransientError("x", code=2)
+    transient = exceptions.GraphTransientError("x", code=2)
     assert [policy.delay_for(transient, n) for n in (1, 2, 3, 4)] == [1.0, 2.0, 4.0, None]
     assert policy.backoff(10) == 5.0  # capped
-    assert policy.delay_for(GraphThrottledError("t", code=4, retry_after=7.0), 1) == 7.0
-    assert policy.delay_for(GraphThrottledError("t", code=4), 2) == 2.0
-    assert policy.delay_for(GraphAmbiguousError("a"), 1) is None
-    assert policy.delay_for(GraphAPIError("p", code=100), 1) is None
-    assert policy.delay_for(GraphAuthError("p", code=190), 1) is None
-    assert policy.delay_for(GraphTransientError("x", code=1), 1, raise_codes={1}) is None
+    assert policy.delay_for(exceptions.GraphThrottledError("t", code=4, retry_after=7.0), 1) == 7.0
+    assert policy.delay_for(exceptions.GraphThrottledError("t", code=4), 2) == 2.0
+    assert policy.delay_for(exceptions.GraphAmbiguousError("a"), 1) is None
+    assert policy.delay_for(exceptions.GraphAPIError("p", code=100), 1) is None
+    assert policy.delay_for(exceptions.GraphAuthError("p", code=190), 1) is None
+    assert policy.delay_for(exceptions.GraphTransientError("x", code=1), 1, raise_codes={1}) is None
     assert policy.delay_for(transient, 1, max_retries=0) is None
 
 
@@ -351,12 +336,12 @@ def test_page_walker_follows_empty_repeats_but_not_stalls() -> None:
     assert walker.step({"data": [2]}) == [2]
     assert walker.params is None
     stuck = PageWalker({"limit": "2"}, "GET /x")
-    with pytest.raises(GraphAPIError, match="did not advance"):
+    with pytest.raises(exceptions.GraphAPIError, match="did not advance"):
         stuck.step({"data": [1], "paging": {"next": link}})
     forever = PageWalker({"limit": "2"}, "GET /x", max_stalls=2)
     forever.step(empty_repeat)
     forever.step(empty_repeat)
-    with pytest.raises(GraphAPIError, match="did not advance"):
+    with pytest.raises(exceptions.GraphAPIError, match="did not advance"):
         forever.step(empty_repeat)
 
 
@@ -500,14 +485,14 @@ def test_throttle_error_retry_after_is_finite_and_capped(regain: str, expected: 
         regain_unit_seconds=0.5,
         max_wait=30.0,
     )
-    assert isinstance(err, GraphThrottledError)
+    assert isinstance(err, exceptions.GraphThrottledError)
     assert err.retry_after == (None if expected is None else pytest.approx(expected))
 
 
 @pytest.mark.parametrize("retry_after", [float("inf"), 1e12, float("nan"), -3.0])
 def test_retry_policy_caps_and_sanitises_retry_after(retry_after: float) -> None:
     policy = RetryPolicy(max_retries=3, backoff_base=1.0, backoff_max=5.0, max_wait=30.0, rng=lambda a, b: b)
-    delay = policy.delay_for(GraphThrottledError("t", code=4, retry_after=retry_after), 1)
+    delay = policy.delay_for(exceptions.GraphThrottledError("t", code=4, retry_after=retry_after), 1)
     assert delay is not None
     assert 0.0 <= delay <= 30.0
     if retry_after != retry_after:  # NaN: unknown, so the plain back-off
@@ -520,7 +505,7 @@ def test_conn_max_throttle_wait_extra() -> None:
     assert cfg.max_throttle_wait == 120.0
     assert GraphCore(cfg).throttle.max_wait == 120.0
     assert GraphCore(cfg).policy.max_wait == 120.0
-    with pytest.raises(GraphInputError, match="max_throttle_wait"):
+    with pytest.raises(exceptions.GraphInputError, match="max_throttle_wait"):
         parse_conn_config("c", host=None, password="t", extra={"max_throttle_wait": "forever"})
 
 
@@ -534,7 +519,7 @@ def test_huge_regain_from_the_emulator_never_sleeps_longer_than_the_cap(
     hook = GraphHook(sleep=slept.append)
     graph_conn.fault("throttle", count=1, method="GET", regain_minutes=10**12)
     try:
-        with pytest.raises(GraphThrottledError) as info:
+        with pytest.raises(exceptions.GraphThrottledError) as info:
             hook.get("act_4242/campaigns")
         assert info.value.retry_after == pytest.approx(0.5)
         assert graph_conn.http_calls() == 4
@@ -558,7 +543,7 @@ async def test_async_hook_caps_a_huge_regain_too(
     graph_conn.fault("throttle", count=1, method="GET", regain_minutes=10**12)
     async with GraphAsyncHook(sleep=fake_sleep) as hook:
         try:
-            with pytest.raises(GraphThrottledError):
+            with pytest.raises(exceptions.GraphThrottledError):
                 await hook.get("act_4242/campaigns")
         finally:
             hook.throttle.reset()

@@ -12,7 +12,10 @@ from typing import Any
 import pytest
 
 from airflow_fb_async.exceptions import FacebookGraphError, GraphAmbiguousError, GraphInputError
+from airflow_fb_async.hooks import request_set_plan as rsp
 from airflow_fb_async.hooks import request_sets as rs
+from airflow_fb_async.hooks.encoding import encode_body
+from airflow_fb_async.hooks.ids import normalize_ad_account_id
 from tests.conftest import TEST_TOKEN
 
 
@@ -39,7 +42,7 @@ def chain(prefix: str) -> list[dict[str, Any]]:
 
 
 def test_string_body_is_kept_as_is() -> None:
-    assert rs.encode_body("name=x&status=PAUSED") == "name=x&status=PAUSED"
+    assert encode_body("name=x&status=PAUSED") == "name=x&status=PAUSED"
 
 
 def test_dict_body_is_form_encoded_with_nested_values_as_compact_json() -> None:
@@ -51,7 +54,7 @@ def test_dict_body_is_form_encoded_with_nested_values_as_compact_json() -> None:
         "skipped": None,
         "daily_budget": 1000,
     }
-    encoded = rs.encode_body(body)
+    encoded = encode_body(body)
     decoded = dict(urllib.parse.parse_qsl(encoded, keep_blank_values=True))
     assert decoded == {
         "name": "Spring & summer",
@@ -63,17 +66,15 @@ def test_dict_body_is_form_encoded_with_nested_values_as_compact_json() -> None:
 
 
 def test_references_stay_verbatim_in_encoded_bodies() -> None:
-    encoded = rs.encode_body(
-        {"adset_id": "{result=s1:$.id}", "creative": {"creative_id": "{result=cr:$.id}"}}
-    )
+    encoded = encode_body({"adset_id": "{result=s1:$.id}", "creative": {"creative_id": "{result=cr:$.id}"}})
     assert "adset_id={result=s1:$.id}" in encoded
     assert "{result=cr:$.id}" in encoded
-    assert rs.find_references(encoded) == ["s1", "cr"]
+    assert rsp.find_references(encoded) == ["s1", "cr"]
 
 
 def test_find_references_reads_percent_encoded_references() -> None:
     text = "adset_id=" + urllib.parse.quote("{result=my set:$.id}", safe="")
-    assert rs.find_references(text) == ["my set"]
+    assert rsp.find_references(text) == ["my set"]
 
 
 # ------------------------------------------------------------------------------------------------
@@ -157,20 +158,20 @@ def plan_kwargs(**overrides: Any) -> dict[str, Any]:
 def test_bad_inputs_raise_clear_errors(case: str, overrides: dict[str, Any], expected: str) -> None:
     kwargs = plan_kwargs(**overrides)
     with pytest.raises(GraphInputError, match=None) as info:
-        rs.plan_request_sets(
+        rsp.plan_request_sets(
             kwargs.pop("ad_account_id"), kwargs.pop("requests"), kwargs.pop("name"), **kwargs
         )
     assert expected in str(info.value), str(info.value)
 
 
 def test_account_id_and_notification_normalisation() -> None:
-    plan = rs.plan_request_sets(
+    plan = rsp.plan_request_sets(
         "123", [req("a")], "job", notification_uri="https://x.test/h", notification_mode="on_complete"
     )
     assert plan.ad_account_id == "act_123"
     assert plan.notification_mode == "ON_COMPLETE"
-    assert rs.normalize_ad_account_id("act_42") == "act_42"
-    assert rs.normalize_ad_account_id(42) == "act_42"
+    assert normalize_ad_account_id("act_42") == "act_42"
+    assert normalize_ad_account_id(42) == "act_42"
 
 
 # ------------------------------------------------------------------------------------------------
@@ -179,14 +180,14 @@ def test_account_id_and_notification_normalisation() -> None:
 
 
 def test_2500_requests_split_1000_1000_500_with_part_names() -> None:
-    plan = rs.plan_request_sets("act_1", [req(f"r{i}") for i in range(2500)], "big")
+    plan = rsp.plan_request_sets("act_1", [req(f"r{i}") for i in range(2500)], "big")
     assert [p.size for p in plan.parts] == [1000, 1000, 500]
     assert [p.name for p in plan.parts] == ["big [part 1/3]", "big [part 2/3]", "big [part 3/3]"]
     assert [e["name"] for e in plan.parts[2].entries][:2] == ["r2000", "r2001"]
 
 
 def test_one_part_keeps_the_plain_name() -> None:
-    plan = rs.plan_request_sets("act_1", [req("a"), req("b")], "small")
+    plan = rsp.plan_request_sets("act_1", [req("a"), req("b")], "small")
     assert [p.name for p in plan.parts] == ["small"]
 
 
@@ -196,7 +197,7 @@ def test_chains_are_never_split_and_order_is_kept() -> None:
     for k in range(4):
         requests.append(req(f"single{k}"))
         requests.extend(chain(f"c{k}"))
-    plan = rs.plan_request_sets("act_1", requests, "mix", max_set_size=5)
+    plan = rsp.plan_request_sets("act_1", requests, "mix", max_set_size=5)
     assert all(p.size <= 5 for p in plan.parts)
     assert sum(p.size for p in plan.parts) == len(requests)
     for part in plan.parts:
@@ -212,14 +213,14 @@ def test_chains_are_never_split_and_order_is_kept() -> None:
 def test_components_join_diamonds() -> None:
     # d references b and c, which both reference a -> one component; e separate
     deps = [[], [0], [0], [1, 2], []]
-    assert rs.components(deps) == [[0, 1, 2, 3], [4]]
-    assert rs.split_into_parts(deps, 4, list("abcde")) == [[0, 1, 2, 3], [4]]
+    assert rsp.components(deps) == [[0, 1, 2, 3], [4]]
+    assert rsp.split_into_parts(deps, 4, list("abcde")) == [[0, 1, 2, 3], [4]]
 
 
 def test_split_is_deterministic() -> None:
     requests = [req(f"r{i}") for i in range(30)] + chain("z")
-    a = rs.plan_request_sets("act_1", requests, "n", max_set_size=7)
-    b = rs.plan_request_sets("act_1", requests, "n", max_set_size=7)
+    a = rsp.plan_request_sets("act_1", requests, "n", max_set_size=7)
+    b = rsp.plan_request_sets("act_1", requests, "n", max_set_size=7)
     assert a == b
 
 
@@ -271,7 +272,7 @@ def test_same_key_returns_the_same_sets_whatever_the_name(hook: Any, graph_conn:
     again = rs.create_request_sets(hook, "5", requests, "try 2", max_set_size=2, idempotency_key="k")
     assert again == first
     assert graph_conn.counters()["calls_by_kind"]["async_batch_create"] == creates == 3
-    digest = rs.key_digest("act_5", "k")
+    digest = rsp.key_digest("act_5", "k")
     got = hook.get_request_sets(first, fields="id,name")
     assert [got[i]["name"] for i in first] == [f"try 1 [part {k}/3 #{digest}]" for k in (1, 2, 3)]
     # another key, or the same key on another account, is another submission

@@ -25,7 +25,7 @@ from airflow_fb_async.exceptions import (
     GraphAPIError,
     GraphInputError,
 )
-from airflow_fb_async.hooks.request_sets import key_digest
+from airflow_fb_async.hooks.request_set_plan import key_digest
 from airflow_fb_async.operators.async_batch import (
     CancelAsyncRequestSetOperator,
     SubmitAsyncBatchOperator,

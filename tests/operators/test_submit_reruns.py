@@ -13,7 +13,7 @@ import pytest
 
 from airflow_fb_async.exceptions import GraphAPIError
 from airflow_fb_async.hooks.graph import GraphHook
-from airflow_fb_async.hooks.request_sets import key_digest
+from airflow_fb_async.hooks.request_set_plan import key_digest
 from airflow_fb_async.operators.async_batch import (
     STATE_KEY,
     CancelAsyncRequestSetOperator,

@@ -17,7 +17,7 @@ import pytest
 import requests
 
 from airflow_fb_async.exceptions import AsyncRequestSetError
-from airflow_fb_async.hooks.graph import _shared_ssl_context
+from airflow_fb_async.hooks.graph_async import _shared_ssl_context
 from airflow_fb_async.triggers.async_request_set import AsyncRequestSetTrigger
 from airflow_fb_async.waiting.events import event_result
 from airflow_fb_async.waiting.poller import (

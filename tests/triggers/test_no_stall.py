@@ -68,7 +68,14 @@ SCRIPT = textwrap.dedent(
     """
 )
 
-HEAVY = ("airflow_fb_async.hooks.graph", "airflow_fb_async.hooks._core", "requests", "urllib3", "certifi")
+HEAVY = (
+    "airflow_fb_async.hooks.graph",
+    "airflow_fb_async.hooks.graph_async",
+    "airflow_fb_async.hooks.call",
+    "requests",
+    "urllib3",
+    "certifi",
+)
 
 
 def test_no_heavy_import_on_the_loop(tmp_path: Path) -> None:

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from airflow_fb_async.exceptions import AsyncRequestSetError, GraphAPIError, GraphInputError
-from airflow_fb_async.hooks._core import Scrubber
+from airflow_fb_async.hooks.scrub import Scrubber
 from airflow_fb_async.waiting.errors import describe_error, nonexistent_ids
 from airflow_fb_async.waiting.events import event_result, make_event, summarize_sets
 from airflow_fb_async.waiting.ids import normalize_set_ids
