@@ -230,7 +230,7 @@ def _err(
 def test_error_classes(status: int, error: dict[str, object] | None, cls: type[GraphAPIError]) -> None:
     err = _err(status, error)
     assert type(err) is cls
-    assert err.status_code == status
+    assert err.http_status == status
 
 
 def test_error_fields_and_scrubbed_message() -> None:
