@@ -7,9 +7,13 @@ contain the access token: the hook scrubs text before it reaches these classes.
 
 from __future__ import annotations
 
-from typing import Any
+import warnings
+from typing import TYPE_CHECKING, Any
 
 from airflow_fb_async._compat import AirflowException, AirflowFailException
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
 
 
 class FacebookGraphError(AirflowException):
@@ -42,7 +46,9 @@ class GraphInputError(FacebookGraphError, ValueError):
 class GraphAPIError(FacebookGraphError):
     """An error answered by the Graph API (or a transport failure shaped like one).
 
-    Carries Graph's error envelope fields and the HTTP status.
+    Carries Graph's error envelope fields and ``http_status``, the HTTP status of Graph's answer
+    (None when no answer came). ``status_code`` is a deprecated alias: on an ``AirflowException`` it
+    means the status the API server answers with, another thing.
     """
 
     def __init__(
@@ -54,19 +60,23 @@ class GraphAPIError(FacebookGraphError):
         type: str | None = None,
         is_transient: bool = False,
         fbtrace_id: str | None = None,
-        status_code: int | None = None,
+        http_status: int | None = None,
         error_user_title: str | None = None,
         error_user_msg: str | None = None,
         method: str | None = None,
         path: str | None = None,
+        status_code: int | None = None,
     ) -> None:
+        if status_code is not None:
+            _warn_status_code()
+            http_status = status_code if http_status is None else http_status
         self.message = message
         self.code = code
         self.error_subcode = error_subcode
         self.type = type
         self.is_transient = is_transient
         self.fbtrace_id = fbtrace_id
-        self.status_code = status_code  # type: ignore[assignment]  # Graph HTTP status, not the API server one
+        self.http_status = http_status
         self.error_user_title = error_user_title
         self.error_user_msg = error_user_msg
         self.method = method
@@ -79,8 +89,8 @@ class GraphAPIError(FacebookGraphError):
             parts[0] += f"/{self.error_subcode}"
         if self.type:
             parts.append(f"({self.type})")
-        if self.status_code is not None:
-            parts.append(f"HTTP {self.status_code}")
+        if self.http_status is not None:
+            parts.append(f"HTTP {self.http_status}")
         if self.method and self.path is not None:
             parts.append(f"on {self.method} /{self.path.lstrip('/')}")
         text = " ".join(parts) + f": {self.message}"
@@ -89,6 +99,12 @@ class GraphAPIError(FacebookGraphError):
         if self.fbtrace_id:
             text += f" [fbtrace_id={self.fbtrace_id}]"
         return text
+
+    @property  # AirflowException.status_code is the API server's status, another thing
+    def status_code(self) -> int | None:  # type: ignore[override]
+        """Deprecated alias of :attr:`http_status`."""
+        _warn_status_code()
+        return self.http_status
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-serialisable view (for XComs and trigger events)."""
@@ -99,11 +115,20 @@ class GraphAPIError(FacebookGraphError):
             "type": self.type,
             "is_transient": self.is_transient,
             "fbtrace_id": self.fbtrace_id,
-            "status_code": self.status_code,
+            "http_status": self.http_status,
         }
 
     def __reduce__(self) -> tuple[Any, ...]:
         return (_rebuild_api_error, (type(self), self.message, self.__dict__.copy()))
+
+
+def _warn_status_code() -> None:
+    warnings.warn(
+        "GraphAPIError.status_code is deprecated: use http_status (AirflowException.status_code "
+        "is the API server's status)",
+        DeprecationWarning,
+        stacklevel=3,
+    )
 
 
 def _rebuild_api_error(cls: type[GraphAPIError], message: str, state: dict[str, Any]) -> GraphAPIError:
@@ -172,7 +197,34 @@ def _rebuild_batch_error(
 
 
 class AsyncRequestSetError(FacebookGraphError):
-    """Waiting on async request sets ended badly (error or timeout), or requests failed."""
+    """Waiting on async request sets ended badly (error or timeout), or requests failed.
+
+    ``status`` is the waiting event's status (``error``, ``timeout``, ``malformed``; None when the
+    error did not come from an event) and ``request_sets`` the last known counts per set, so a
+    caller can tell which sets finished without parsing the message.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: str | None = None,
+        request_sets: Mapping[str, Mapping[str, int]] | None = None,
+    ) -> None:
+        self.status = status
+        self.request_sets: dict[str, dict[str, int]] = {
+            str(k): dict(v) for k, v in (request_sets or {}).items()
+        }
+        super().__init__(message)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_rebuild_set_error, (str(self), self.status, self.request_sets))
+
+
+def _rebuild_set_error(
+    message: str, status: str | None, request_sets: dict[str, dict[str, int]]
+) -> AsyncRequestSetError:
+    return AsyncRequestSetError(message, status=status, request_sets=request_sets)
 
 
 class InsightsReportError(FacebookGraphError):

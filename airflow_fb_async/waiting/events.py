@@ -113,17 +113,13 @@ def event_result(event: Any) -> dict[str, dict[str, int]]:
                 break
             summary[str(set_id)] = {f: int(counts[f]) for f in SUMMARY_FIELDS}
     if problems:
-        err = AsyncRequestSetError("malformed request set event: " + "; ".join(problems))
-        err.status = "malformed"  # type: ignore[attr-defined]
-        err.request_sets = summary  # type: ignore[attr-defined]
-        raise err
+        raise AsyncRequestSetError(
+            "malformed request set event: " + "; ".join(problems), status="malformed", request_sets=summary
+        )
     if status == "success":
         return summary
     label = "timed out" if status == "timeout" else "failed"
     text = f"Waiting on async request sets {label}: {message}"
     if summary and describe_totals(summary) not in str(message):
         text += f" [{describe_totals(summary)}]"
-    err = AsyncRequestSetError(text)
-    err.status = status  # type: ignore[attr-defined]
-    err.request_sets = summary  # type: ignore[attr-defined]
-    raise err
+    raise AsyncRequestSetError(text, status=str(status), request_sets=summary)

@@ -83,7 +83,7 @@ def test_create_answered_500_after_commit_is_ambiguous_and_not_resent(graph_conn
     with pytest.raises(GraphAmbiguousError) as info:
         GraphHook().post("act_1/campaigns", data=camp("once"))
     assert info.value.code == 2
-    assert info.value.status_code == 500
+    assert info.value.http_status == 500
     assert names(graph_conn) == ["once"]
     assert kinds(graph_conn) == {"create": 1}
 

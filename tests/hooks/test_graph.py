@@ -445,7 +445,7 @@ def test_500_exhausts_after_one_plus_max_retries_calls(
     graph_conn.fault("500", count=10)
     with pytest.raises(GraphTransientError) as info:
         hook.get("me")
-    assert info.value.status_code == 500
+    assert info.value.http_status == 500
     assert graph_conn.http_calls() == 3
 
 

@@ -215,7 +215,7 @@ def test_error_classes(
 ) -> None:
     err = _err(status, error)
     assert type(err) is cls
-    assert err.status_code == status
+    assert err.http_status == status
 
 
 def test_error_fields_and_scrubbed_message() -> None:

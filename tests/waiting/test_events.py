@@ -67,8 +67,8 @@ def test_event_result_success_returns_summary() -> None:
 def test_event_result_raises_with_message_and_counts(status: str) -> None:
     with pytest.raises(AsyncRequestSetError, match="boom") as info:
         event_result(make_event(status, "boom", SUMMARY))
-    assert info.value.status == status  # type: ignore[attr-defined]
-    assert info.value.request_sets == SUMMARY  # type: ignore[attr-defined]
+    assert info.value.status == status
+    assert info.value.request_sets == SUMMARY
     assert "2 failed" in str(info.value)
     assert ("timed out" in str(info.value)) == (status == "timeout")
 
@@ -104,7 +104,7 @@ def test_describe_error_uses_the_hook_scrubber() -> None:
     exc = GraphAPIError(
         f"GET http://h/v25.0/?ids=1&access_token={TEST_TOKEN} failed; Authorization: OAuth {TEST_TOKEN}",
         code=2,
-        status_code=500,
+        http_status=500,
     )
     for scrub in (Scrubber([TEST_TOKEN]), None):  # the hook's, or the generic one
         text = describe_error(exc, scrub)
