@@ -283,7 +283,7 @@ class GraphCall:
                     GraphAPIError,
                     "answer is not JSON",
                     scrub=self.core.scrub,
-                    status_code=status,
+                    http_status=status,
                     method=self.method,
                     path=self.path,
                 )

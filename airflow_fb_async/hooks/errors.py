@@ -99,7 +99,7 @@ def error_from_response(
         cls,
         message,
         scrub=scrub,
-        status_code=status,
+        http_status=status,
         method=method,
         path=path,
         retry_after=(
@@ -118,7 +118,7 @@ _ENVELOPE_FIELDS = (
     "type",
     "is_transient",
     "fbtrace_id",
-    "status_code",
+    "http_status",
     "error_user_title",
     "error_user_msg",
     "method",
