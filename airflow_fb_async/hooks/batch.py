@@ -295,15 +295,13 @@ class BatchRunner:
     def _output(self, index: int) -> dict[str, Any]:
         result = self.ledger.results[index]
         assert result is not None
-        entry = self.entries[index]
         body = result.get("body")
-        if entry.omit_response_on_success and not entry_failed(result):
+        if self.entries[index].omit_response_on_success and not entry_failed(result):
             body = None
-        return {
-            "code": result.get("code", 0),
-            "headers": dict(result.get("headers") or {}) if self.include_headers else {},
-            "body": body,
-        }
+        # Every result has a headers dict of its own (built for it), and the ledger goes with the
+        # run: handed over as is, not copied.
+        headers = result.get("headers") if self.include_headers else None
+        return {"code": result.get("code", 0), "headers": headers or {}, "body": body}
 
 
 def run_batch(
