@@ -30,6 +30,7 @@ from airflow_fb_async.hooks.batch_outcomes import (
     dependency_failed_entry,
     entry_failed,
     error_entry,
+    graph_error,
     headers_to_dict,
     is_ambiguous,
     parse_body,
@@ -193,6 +194,8 @@ class CallMaker:
         return sent, wire
 
     def _file_parts(self, indices: Iterable[int]) -> dict[str, tuple[str, bytes]] | None:
+        if not self.files:  # no entry can name one (validation checks attached_files against files)
+            return None
         wanted: list[str] = []
         for i in indices:
             for part in self.entries[i].attached_files:
@@ -287,9 +290,13 @@ class CallMaker:
             if raw is None:
                 own = Outcome(RETRY, None)
             elif type(raw) is dict or isinstance(raw, Mapping):
-                own = classify_answer(entry, self._to_result(entry, raw, usage))
+                result = self._to_result(entry, raw, usage)
+                if 0 < result["code"] < 400 and graph_error(result["body"]) is None:
+                    outcomes[i] = Outcome(DONE, result)  # hot: succeeded (what classify_answer says)
+                    continue
+                own = classify_answer(entry, result)
                 if own.kind == DONE and not entry_failed(own.result):
-                    outcomes[i] = own  # hot: settled and succeeded
+                    outcomes[i] = own
                     continue
             else:
                 # Graph's answer has no usable entry here (too short, not an object): unlike a
