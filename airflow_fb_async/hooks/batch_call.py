@@ -109,6 +109,7 @@ class CallMaker:
         self.count = 0  # HTTP calls made (approximate under threads: for log lines only)
         self._names = {e.name: e.index for e in entries if e.name}
         self._account: dict[int, str | None] = {}  # entry index -> the ad account its usage is about
+        self._with_files = any(e.attached_files for e in entries)  # else no call walks its entries for parts
 
     # ---- building a call -----------------------------------------------------------------------
 
@@ -194,7 +195,7 @@ class CallMaker:
         return sent, wire
 
     def _file_parts(self, indices: Iterable[int]) -> dict[str, tuple[str, bytes]] | None:
-        if not self.files:  # no entry can name one (validation checks attached_files against files)
+        if not self._with_files:
             return None
         wanted: list[str] = []
         for i in indices:
