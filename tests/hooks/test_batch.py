@@ -491,7 +491,6 @@ def test_each_distinct_usage_reading_of_a_call_reaches_the_throttle() -> None:
     """
     from types import SimpleNamespace
 
-    from airflow_fb_async.hooks._core import Scrubber
     from airflow_fb_async.hooks.batch_call import CallMaker
     from airflow_fb_async.hooks.batch_outcomes import DONE, BatchLedger
 
@@ -502,7 +501,7 @@ def test_each_distinct_usage_reading_of_a_call_reaches_the_throttle() -> None:
             observed.append((account_id, dict(headers)))
 
     entries = validate_requests([post(f"act_{a}", {"name": "x"}) for a in (1, 2, 1, 1, 3)])
-    core = SimpleNamespace(scrub=Scrubber([TEST_TOKEN]), throttle=Throttle())
+    core = SimpleNamespace(scrub=SimpleNamespace(secrets_only=str), throttle=Throttle())
     calls = CallMaker(SimpleNamespace(core=core), entries, {}, BatchLedger(entries, 3))  # type: ignore[arg-type]
     usage = [{"name": "X-Ad-Account-Usage", "value": '{"acc_id_util_pct":10}'}]
     other = [{"name": "x-ad-account-usage", "value": '{"acc_id_util_pct":20}'}]
