@@ -17,12 +17,13 @@ ceil(N/50) form bodies, built beforehand (batch JSON, ``include_headers=true`` a
 ``access_token``), from ``--concurrency`` threads, one ``requests.Session`` each, and parses the
 answers and every entry's body (as the hook must). At each ``--floor-latencies`` value the two run
 interleaved (A B, then B A, ...) ``--repeats`` times after one warm-up each; it prints the median
-wall times, the client CPU per entry (``time.process_time``: the emulator runs in its own
-process), and the median ratio with its range. The heap left by the imports is frozen
+and the minimum wall time of each side, the client CPU per entry (``time.process_time``: the
+emulator runs in its own process), the median of the pairs' ratios with their range, the ratio of
+the two minimums (each side's least disturbed run), and the load average. The heap left by the imports is frozen
 (``gc.freeze``) first, so that a full collection of it does not fall at random on one side. Targets: <= 1.10x at 50 ms, <= 1.25x at 0 ms.
 
 Usage: ``python benchmarks/batch.py [--n 5000] [--latency 0.05] [--single-sample 300]
-[--repeats 7] [--floor-latencies 0.05,0] [--floor-only]``.
+[--repeats 11] [--floor-latencies 0.05,0] [--floor-only]``.
 """
 
 from __future__ import annotations
@@ -181,6 +182,7 @@ def floor(url: str, ids: list[str], latencies: list[float], repeats: int, concur
             return _checked(_timed(lambda: bare.run(forms)), n)
 
         sides = {"hook": run_hook, "bare": run_bare}
+        _check_same_bytes(hook, bare, ids, concurrency)
         # Both sides share this process, whose heap holds Airflow's imports: a full collection of
         # it (~0.1 s) would land on whichever side happens to run then. Freeze it out of the count.
         gc.collect()
@@ -200,16 +202,55 @@ def floor(url: str, ids: list[str], latencies: list[float], repeats: int, concur
             cpu_ratios = [h / b for h, b in zip(cpus["hook"], cpus["bare"], strict=True)]
             target = FLOOR_TARGETS.get(latency)
             print(
-                f"latency {latency * 1000:.0f} ms: GraphHook.batch {statistics.median(walls['hook']):.3f} s "
-                f"(client CPU {statistics.median(cpus['hook']):.0f} us/entry), bare "
-                f"{statistics.median(walls['bare']):.3f} s ({statistics.median(cpus['bare']):.0f} us/entry)"
+                f"latency {latency * 1000:.0f} ms (load average {_load()}): GraphHook.batch median "
+                f"{statistics.median(walls['hook']):.3f} s, min {min(walls['hook']):.3f} s (client CPU "
+                f"{statistics.median(cpus['hook']):.0f} us/entry); bare median {statistics.median(walls['bare']):.3f} s, "
+                f"min {min(walls['bare']):.3f} s ({statistics.median(cpus['bare']):.0f} us/entry)"
             )
             print(
                 f"  ratio to bare: median {statistics.median(ratios):.3f}x "
-                f"(range {min(ratios):.3f}-{max(ratios):.3f} over {len(ratios)} pairs)"
+                f"(range {min(ratios):.3f}-{max(ratios):.3f} over {len(ratios)} pairs), "
+                f"min to min {min(walls['hook']) / min(walls['bare']):.3f}x"
                 + (f", target <= {target:.2f}x" if target else "")
                 + f"; client CPU ratio median {statistics.median(cpu_ratios):.2f}x"
             )
+
+
+def _load() -> str:
+    """The 1-minute load average (the machine is shared: read the ratios with it)."""
+    try:
+        return f"{os.getloadavg()[0]:.1f}"
+    except OSError:
+        return "n/a"
+
+
+def _check_same_bytes(hook: Any, bare: BareClient, ids: list[str], concurrency: int) -> None:
+    """Fairness: the hook's request bodies are the bare script's, byte for byte (same tag)."""
+    sent: list[bytes] = []
+
+    def record(response: requests.Response, *args: Any, **kwargs: Any) -> None:
+        sent.append(_as_bytes(response.request.body))
+
+    session = hook.get_conn()
+    session.hooks["response"].append(record)
+    try:
+        hook.batch(
+            [{"method": "POST", "relative_url": oid, "body": {"name": f"same {oid}"}} for oid in ids],
+            max_concurrency=concurrency,
+        )
+    finally:
+        session.hooks["response"].remove(record)
+    bare_bodies = [
+        _as_bytes(requests.Request("POST", bare.endpoint, data=form).prepare().body)
+        for form in bare_forms(ids, "same")
+    ]
+    if sorted(sent) != sorted(bare_bodies):
+        raise SystemExit("floor: the hook and the bare script do not send the same bytes")
+    print(f"same bytes on the wire: {len(sent)} bodies, {sum(map(len, sent))} bytes each side")
+
+
+def _as_bytes(body: Any) -> bytes:
+    return body.encode() if isinstance(body, str) else bytes(body or b"")
 
 
 def _checked(timed: tuple[float, float, int], n: int) -> tuple[float, float, int]:
@@ -224,7 +265,7 @@ def main() -> None:
     parser.add_argument("--latency", type=float, default=0.05, help="emulator latency per call (s)")
     parser.add_argument("--concurrency", type=int, default=4, help="GraphBatchOperator max_concurrency")
     parser.add_argument("--single-sample", type=int, default=300, help="one-call-per-request sample size")
-    parser.add_argument("--repeats", type=int, default=7, help="interleaved pairs per floor latency")
+    parser.add_argument("--repeats", type=int, default=11, help="interleaved pairs per floor latency")
     parser.add_argument(
         "--floor-latencies", default="0.05,0", help="emulator latencies (s) for the floor, comma-separated"
     )

@@ -174,7 +174,8 @@ class BatchRunner:
         except BatchStopped as exc:
             stop = exc.error
         for i in ids:
-            outcomes.setdefault(i, Outcome(REQUEUE))
+            if i not in outcomes:
+                outcomes[i] = Outcome(REQUEUE)
         return outcomes, stop
 
     def _report(self) -> None:
@@ -293,16 +294,20 @@ class BatchRunner:
         raise GraphBatchError(message, results=results, cause=cause) from cause
 
     def _output(self, index: int) -> dict[str, Any]:
+        """The caller's ``{"code", "headers", "body"}`` for one settled entry.
+
+        Every result dict is built for its entry alone and the ledger goes with the run, so the
+        result itself is handed over when nothing is to change in it (the common case).
+        """
         result = self.ledger.results[index]
         assert result is not None
-        entry = self.entries[index]
-        body = result.get("body")
-        if entry.omit_response_on_success and not entry_failed(result):
-            body = None
+        omit = self.entries[index].omit_response_on_success and not entry_failed(result)
+        if self.include_headers and not omit and len(result) == 3:
+            return result
         return {
             "code": result.get("code", 0),
-            "headers": dict(result.get("headers") or {}) if self.include_headers else {},
-            "body": body,
+            "headers": (result.get("headers") or {}) if self.include_headers else {},
+            "body": None if omit else result.get("body"),
         }
 
 

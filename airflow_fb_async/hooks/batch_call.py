@@ -29,6 +29,7 @@ from airflow_fb_async.hooks.batch_outcomes import (
     dependency_failed_entry,
     entry_failed,
     error_entry,
+    graph_error,
     headers_to_dict,
     is_ambiguous,
     parse_body,
@@ -110,6 +111,7 @@ class CallMaker:
         self.count = 0  # HTTP calls made (approximate under threads: for log lines only)
         self._names = {e.name: e.index for e in entries if e.name}
         self._account: dict[int, str | None] = {}  # entry index -> the ad account its usage is about
+        self._with_files = any(e.attached_files for e in entries)  # else no call walks its entries for parts
 
     # ---- building a call -----------------------------------------------------------------------
 
@@ -195,6 +197,8 @@ class CallMaker:
         return sent, wire
 
     def _file_parts(self, indices: Iterable[int]) -> dict[str, tuple[str, bytes]] | None:
+        if not self._with_files:
+            return None
         wanted: list[str] = []
         for i in indices:
             for part in self.entries[i].attached_files:
@@ -280,50 +284,54 @@ class CallMaker:
 
     def _read_answer(self, sent: list[int], response: Any, outcomes: dict[int, Outcome]) -> None:
         answers = response if isinstance(response, list) else []
-        seen_usage: set[tuple[Any, ...]] = set()
+        usage = _UsageSeen()
         in_call = set(sent)
+        entries = self.entries
         for pos, i in enumerate(sent):
-            entry = self.entries[i]
+            entry = entries[i]
             raw = answers[pos] if pos < len(answers) else False
-            if not (raw is None or isinstance(raw, Mapping)):
+            if raw is None:
+                own = Outcome(RETRY, None)
+            elif type(raw) is dict or isinstance(raw, Mapping):
+                result = self._to_result(entry, raw, usage)
+                if 0 < result["code"] < 400 and graph_error(result["body"]) is None:
+                    outcomes[i] = Outcome(DONE, result)  # hot: succeeded (what classify_answer says)
+                    continue
+                own = classify_answer(entry, result)
+                if own.kind == DONE and not entry_failed(own.result):
+                    outcomes[i] = own
+                    continue
+            else:
                 # Graph's answer has no usable entry here (too short, not an object): unlike a
                 # documented ``null``, nothing says this entry did not run.
                 outcomes[i] = unknown_outcome(entry, "Graph's batch answer had no entry for it")
                 continue
-            own = (
-                Outcome(RETRY, None)
-                if raw is None
-                else classify_answer(entry, self._to_result(entry, raw, seen_usage))
-            )
-            settled_ok = own.kind == DONE and not entry_failed(own.result)
-            if not settled_ok and not (own.result is not None and is_ambiguous(own.result)):
+            if entry.deps and not (own.result is not None and is_ambiguous(own.result)):
                 # Failed or not done: because a dependency in this call did not succeed?
                 blocking = [d for d in entry.deps if d in in_call and self._succeeded(d, outcomes) is None]
                 if blocking:
                     dep_out = outcomes.get(blocking[0])
                     own = (
-                        Outcome(DONE, dependency_failed_entry(self.entries[blocking[0]]))
+                        Outcome(DONE, dependency_failed_entry(entries[blocking[0]]))
                         if dep_out is not None and dep_out.kind == DONE
                         else Outcome(REQUEUE)
                     )
             outcomes[i] = own
 
-    def _to_result(
-        self, entry: BatchEntry, raw: Mapping[str, Any], seen: set[tuple[Any, ...]]
-    ) -> dict[str, Any]:
+    def _to_result(self, entry: BatchEntry, raw: Mapping[str, Any], usage: _UsageSeen) -> dict[str, Any]:
         code = raw.get("code")
         if type(code) is not int or code < 0:  # hot path: Graph's code is a plain int
             code = int(code) if isinstance(code, int | float | str) and str(code).isdigit() else 0
         headers = headers_to_dict(raw.get("headers"))
         if headers:
-            self._observe(entry, headers, seen)
+            self._observe(entry, headers, usage)
         raw_body = raw.get("body")
         if isinstance(raw_body, str):
             # Only this connection's secrets (Graph writes the batch's token into paging links): a
             # page token asked for with fields=access_token is data and stays.
             raw_body = self.core.scrub.secrets_only(raw_body)
         body = clean_paging(parse_body(raw_body))
-        if entry.method == "GET" and code in (200, 304):
+        if code in (200, 304) and entry.method == "GET":
             body = self._etag_body(entry, code, headers, body)
         return {"code": code, "headers": headers, "body": body}
 
@@ -350,19 +358,33 @@ class CallMaker:
                 return value.strip()
         return None
 
-    def _observe(self, entry: BatchEntry, headers: Mapping[str, str], seen: set[tuple[Any, ...]]) -> None:
+    def _observe(self, entry: BatchEntry, headers: Mapping[str, str], seen: _UsageSeen) -> None:
         """Feed an entry's usage headers to the throttle (once per distinct reading in a call)."""
-        usage = [v for k, v in headers.items() if k.lower() in _USAGE_HEADERS]
-        if not usage:
-            return
         index = entry.index
         if index in self._account:
             account = self._account[index]
         else:
             accounts = jsonpath_accounts(entry)
             account = self._account[index] = accounts[0] if accounts else None
-        key = (account, *usage)
-        if key in seen:
+        if account == seen.last_account and headers == seen.last_headers:
+            return  # hot: the same headers as the entry before (usually all of a call's entries)
+        seen.last_account, seen.last_headers = account, headers
+        usage = [v for k, v in headers.items() if k.lower() in _USAGE_HEADERS]
+        if not usage:
             return
-        seen.add(key)
+        key = (account, *usage)
+        if key in seen.keys:
+            return
+        seen.keys.add(key)
         self.core.throttle.observe(headers, account_id=account)
+
+
+class _UsageSeen:
+    """The usage readings already fed to the throttle during one call's answer."""
+
+    __slots__ = ("keys", "last_account", "last_headers")
+
+    def __init__(self) -> None:
+        self.keys: set[tuple[Any, ...]] = set()
+        self.last_account: str | None = None
+        self.last_headers: Mapping[str, str] | None = None

@@ -123,18 +123,15 @@ def _names_list(raw: Any, what: str, index: int, name: str | None) -> tuple[str,
     return tuple(out)
 
 
-def _is_ad_create(method: str, relative_url: str) -> bool:
-    path = relative_url.split("?", 1)[0].rstrip("/")
-    return method == "POST" and (path == "ads" or path.endswith("/ads"))
+def _post_edge(relative_url: str) -> str:
+    """The last segment of a POST's path (``ads`` for ``act_1/ads/?x=1``): what kind of create it is."""
+    return relative_url.split("?", 1)[0].rstrip("/").rpartition("/")[2]
 
 
-def _adset_campaign(method: str, relative_url: str, body: str | None) -> str | None:
-    """The ``campaign_id`` an ad-set-creating POST (``.../adsets``) names, as written (an id or a
-    reference text); None for anything else."""
-    if method != "POST" or not body:
-        return None
-    path = relative_url.split("?", 1)[0].rstrip("/")
-    if not (path == "adsets" or path.endswith("/adsets")):
+def _adset_campaign(body: str | None) -> str | None:
+    """The ``campaign_id`` an ad-set-creating POST's body names, as written (an id or a reference
+    text); None when there is none."""
+    if not body:
         return None
     values = [v.strip() for k, v in parse_qsl(body, keep_blank_values=True) if k.strip() == "campaign_id"]
     return values[-1] if values and values[-1] else None
@@ -273,22 +270,24 @@ def validate_requests(requests: Any, files: Any = None) -> list[BatchEntry]:
             if name in names:
                 raise _fail(f"duplicate name {name!r} (already used by #{names[name]})", index, name)
             names[name] = index
+        edge = _post_edge(relative_url) if method == "POST" else ""
         entries.append(
+            # Positional, in BatchEntry's field order: keywords cost about 0.5 us more an entry.
             BatchEntry(
-                index=index,
-                method=method,
-                relative_url=relative_url,
-                body=body,
-                name=name,
-                depends_on=depends_on,
-                omit_response_on_success=omit,
-                attached_files=attached,
-                headers=headers,
-                references=tuple(references),
-                deps=tuple(sorted(deps)),
-                is_ad_create=_is_ad_create(method, relative_url),
-                adset_campaign=_adset_campaign(method, relative_url, body),
-                repeatable=is_repeatable(method, relative_url) if idempotent is None else idempotent,
+                index,
+                method,
+                relative_url,
+                body,
+                name,
+                depends_on,
+                omit,
+                attached,
+                headers,
+                tuple(references) if references else (),
+                tuple(sorted(deps)) if deps else (),
+                edge == "ads",  # is_ad_create
+                _adset_campaign(body) if edge == "adsets" else None,
+                is_repeatable(method, relative_url) if idempotent is None else idempotent,
             )
         )
     return entries

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from airflow_fb_async.exceptions import GraphInputError
+from airflow_fb_async.hooks.batch_validate import validate_requests
 from airflow_fb_async.hooks.graph import GraphHook
 from tests.conftest import TEST_TOKEN
 from tests.hooks.test_batch_plan import BAD_INPUTS
@@ -437,3 +438,78 @@ def test_batch_engine_does_not_import_the_hook() -> None:
         "assert 'airflow_fb_async.hooks.graph' not in sys.modules, 'batch imports graph'"
     )
     subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        '{"success":true}',
+        '[1, {"a": [2, 3]}]',
+        "{}",
+        "[]",
+        ' {"a": 1}',
+        '{"a": 1} ',
+        '{"a": 1}\n',
+        '{"a": 1}{"b": 2}',
+        '{"a": 1}x',
+        '{"a": }',
+        '{"a": NaN}',
+        "[1, 2",
+        "{",
+        "}",
+        "{}]",
+        '"a string"',
+        "42",
+        "null",
+        "",
+        "   ",
+        "not json at all",
+        "\ufeff{}",
+        '{"k": "\\u00e9\\ud83d\\ude00"}',
+    ],
+)
+def test_entry_bodies_parse_as_json_loads_does(text: str) -> None:
+    """The fast path of ``parse_body`` (the C scanner called directly) answers what json.loads
+    answers; a text that is not JSON stays text, a blank one is None."""
+    from airflow_fb_async.hooks.batch_outcomes import parse_body
+
+    try:
+        expected: Any = json.loads(text) if text.strip() else None
+    except ValueError:
+        expected = text
+    got = parse_body(text)
+    assert got == expected or (got != got and expected != expected)  # NaN stays NaN
+    assert type(got) is type(expected)
+
+
+def test_each_distinct_usage_reading_of_a_call_reaches_the_throttle() -> None:
+    """Entry headers repeat from entry to entry (Graph sends the same usage on most): a reading is
+    fed to the throttle once per call and account, never dropped for another account.
+
+    Pure: the emulator's own call headers already name every account of the call, so over HTTP the
+    entries' readings cannot be told apart from the call's.
+    """
+    from types import SimpleNamespace
+
+    from airflow_fb_async.hooks.batch_call import CallMaker
+    from airflow_fb_async.hooks.batch_outcomes import DONE, BatchLedger
+
+    observed: list[tuple[str | None, dict[str, str]]] = []
+
+    class Throttle:
+        def observe(self, headers: dict[str, str], account_id: str | None = None) -> None:
+            observed.append((account_id, dict(headers)))
+
+    entries = validate_requests([post(f"act_{a}", {"name": "x"}) for a in (1, 2, 1, 1, 3)])
+    core = SimpleNamespace(scrub=SimpleNamespace(secrets_only=str), throttle=Throttle())
+    calls = CallMaker(SimpleNamespace(core=core), entries, {}, BatchLedger(entries, 3))  # type: ignore[arg-type]
+    usage = [{"name": "X-Ad-Account-Usage", "value": '{"acc_id_util_pct":10}'}]
+    other = [{"name": "x-ad-account-usage", "value": '{"acc_id_util_pct":20}'}]
+    answer = [
+        {"code": 200, "headers": h, "body": '{"success":true}'} for h in (usage, usage, usage, other, usage)
+    ]
+    outcomes: dict[int, Any] = {}
+    calls._read_answer([0, 1, 2, 3, 4], answer, outcomes)
+    assert [o.kind for o in outcomes.values()] == [DONE] * 5
+    assert [a for a, _ in observed] == ["1", "2", "1", "3"]
+    assert observed[2][1] == {"x-ad-account-usage": '{"acc_id_util_pct":20}'}
