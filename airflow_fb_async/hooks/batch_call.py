@@ -262,7 +262,7 @@ class CallMaker:
             err = exc.to_dict()
             for i in sent:
                 outcomes[i] = Outcome(
-                    DONE, {"code": exc.status_code or 500, "headers": {}, "body": {"error": err}}
+                    DONE, {"code": exc.http_status or 500, "headers": {}, "body": {"error": err}}
                 )
             return
         self._read_answer(sent, response, outcomes)

@@ -42,7 +42,7 @@ def test_submit_with_no_requests_returns_empty_and_sends_nothing(
     ctx = context()
     assert op.execute(ctx) == []
     assert graph_conn.http_calls() == 0
-    assert ctx["ti"].xcoms == ({"summary": {}} if wait else {})
+    assert ctx["ti"].xcoms == ({"request_set_ids": [], "summary": {}} if wait else {})
 
 
 def test_hook_create_async_batch_with_no_requests_creates_nothing(graph_conn: Any) -> None:
