@@ -186,11 +186,11 @@ class BatchRunner:
         if done == total or self._logged_done < 0 or done - self._logged_done >= step:
             self._logged_done = done
             log.info(
-                "batch progress: %d/%d entries done, %d errors, %d calls",
+                "batch progress: %d/%d entries done, %d errors, %d calls finished",
                 done,
                 total,
                 led.errors,
-                self.calls.count,
+                self.calls.finished,
             )
         if self.progress is not None:
             self.progress(done, total, led.errors)

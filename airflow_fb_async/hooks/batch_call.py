@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import re
+import threading
 from collections.abc import Collection, Iterable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
@@ -108,7 +109,8 @@ class CallMaker:
         self.entries = entries
         self.files = files
         self.ledger = ledger
-        self.count = 0  # HTTP calls made (approximate under threads: for log lines only)
+        self.finished = 0  # calls whose POST / is over (answered or given up): progress lines
+        self._finished_lock = threading.Lock()
         self._names = {e.name: e.index for e in entries if e.name}
         self._account: dict[int, str | None] = {}  # entry index -> the ad account its usage is about
         self._with_files = any(e.attached_files for e in entries)  # else no call walks its entries for parts
@@ -227,18 +229,21 @@ class CallMaker:
         data = {"batch": json.dumps(wire, separators=(",", ":")), "include_headers": "true"}
         files = self._file_parts(sent)
         self.ledger.mark_in_flight(sent)
-        self.count += 1
         try:
-            response = self.client.request(
-                "POST",
-                "",
-                data=data,
-                files=files,
-                idempotent=repeatable,
-                # One entry: code 1 is retried by the hook like any transient error (within the
-                # uncertain-outcome rule); several: halve the call instead.
-                raise_codes=SHRINK_CODES if len(sent) > 1 else frozenset(),
-            )
+            try:
+                response = self.client.request(
+                    "POST",
+                    "",
+                    data=data,
+                    files=files,
+                    idempotent=repeatable,
+                    # One entry: code 1 is retried by the hook like any transient error (within the
+                    # uncertain-outcome rule); several: halve the call instead.
+                    raise_codes=SHRINK_CODES if len(sent) > 1 else frozenset(),
+                )
+            finally:
+                with self._finished_lock:
+                    self.finished += 1
         except GraphAmbiguousError as exc:
             # The call may have run: its non-repeatable entries are 504, the others are sent again.
             why = f"the batch call's outcome is unknown ({exc.message})"

@@ -425,10 +425,14 @@ def test_progress_is_logged_at_info_throttled(
     graph_conn: EmulatorAdmin, caplog: pytest.LogCaptureFixture
 ) -> None:
     with caplog.at_level(logging.INFO, logger="airflow_fb_async.hooks.batch"):
-        GraphHook().batch([get(f"act_{i}?fields=id") for i in range(2000)], **FAST)
+        GraphHook().batch([get(f"act_{i}?fields=id") for i in range(2000)], max_concurrency=4, **FAST)
     lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("batch progress:")]
     assert all(r.levelno == logging.INFO for r in caplog.records if r.getMessage() in lines)
-    assert lines[-1] == "batch progress: 2000/2000 entries done, 0 errors, 40 calls"
+    # Calls are counted when they are over, not when sent: the last line matches the emulator.
+    assert graph_conn.http_calls() == 40
+    assert lines[-1] == "batch progress: 2000/2000 entries done, 0 errors, 40 calls finished"
+    finished = [int(line.split(", ")[-1].split()[0]) for line in lines]
+    assert finished == sorted(finished)
     assert 2 <= len(lines) <= 21  # about every 5%, not once per call
 
 
