@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from airflow_fb_async import __version__
 from airflow_fb_async.hooks.connection_form import provider_conn_fields, provider_ui_field_behaviour
 
 
@@ -16,7 +17,7 @@ def get_provider_info() -> dict[str, Any]:
         "package-name": "airflow-fb-async",
         "name": "Facebook Graph async batches",
         "description": "Facebook Graph / Marketing API standard batches and asynchronous batch request sets.",
-        "versions": ["0.1.0"],
+        "versions": [__version__],
         "integrations": [
             {
                 "integration-name": "Facebook Graph API",
@@ -37,6 +38,7 @@ def get_provider_info() -> dict[str, Any]:
                     "airflow_fb_async.operators.batch",
                     "airflow_fb_async.operators.async_batch",
                     "airflow_fb_async.operators.results",
+                    "airflow_fb_async.operators.insights",
                 ],
             }
         ],
@@ -49,7 +51,10 @@ def get_provider_info() -> dict[str, Any]:
         "triggers": [
             {
                 "integration-name": "Facebook Graph API",
-                "python-modules": ["airflow_fb_async.triggers.async_request_set"],
+                "python-modules": [
+                    "airflow_fb_async.triggers.async_request_set",
+                    "airflow_fb_async.triggers.insights",
+                ],
             }
         ],
         "connection-types": [

@@ -19,6 +19,8 @@ from pathlib import Path
 
 import pytest
 
+import airflow_fb_async
+
 REPO = Path(__file__).resolve().parent.parent
 PACKAGE = REPO / "airflow_fb_async"
 
@@ -72,7 +74,7 @@ def test_wheel_holds_the_package_and_its_license_only(dist: dict[str, Path]) -> 
     with zipfile.ZipFile(dist["wheel"]) as zf:
         names = zf.namelist()
     top = {n.split("/")[0] for n in names}
-    assert top == {"airflow_fb_async", "airflow_fb_async-0.1.0.dist-info"}
+    assert top == {"airflow_fb_async", f"airflow_fb_async-{airflow_fb_async.__version__}.dist-info"}
     assert "airflow_fb_async/py.typed" in names
     assert "airflow_fb_async/_compat.py" in names
     assert "airflow_fb_async/emulator/__main__.py" in names

@@ -25,6 +25,7 @@ from collections.abc import Callable, Collection, Generator, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypedDict
 
+from airflow_fb_async import __version__
 from airflow_fb_async.exceptions import (
     GraphAmbiguousError,
     GraphAPIError,
@@ -48,7 +49,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("airflow_fb_async.hooks.graph")
 
-USER_AGENT = "airflow-fb-async/0.1"
+USER_AGENT = f"airflow-fb-async/{__version__}"
 
 
 class CallOptions(TypedDict, total=False):
