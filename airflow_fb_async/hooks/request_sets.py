@@ -253,7 +253,7 @@ def _create_part(
                     "idempotency_key the set cannot be told from other sets of that name: look at the "
                     "account's request sets before submitting again",
                     code=err.code,
-                    status_code=err.status_code if isinstance(err.status_code, int) else None,
+                    http_status=err.http_status,
                     fbtrace_id=err.fbtrace_id,
                     method="POST",
                     path=path,
