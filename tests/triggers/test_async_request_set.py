@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import inspect
+import itertools
 import json
 import logging
 import socket
@@ -21,6 +22,7 @@ from airflow_fb_async.hooks.graph import _shared_ssl_context
 from airflow_fb_async.triggers.async_request_set import AsyncRequestSetTrigger
 from airflow_fb_async.waiting.events import event_result
 from airflow_fb_async.waiting.poller import (
+    DELIVERY_SLICE,
     PollerKey,
     RoundStats,
     SharedPoller,
@@ -124,6 +126,9 @@ class RoundWatch:
         self.emu = emu
         self.after = after or {}
         self.rounds: list[dict[str, Any]] = []
+        #: The poller's delivery slice counter as each round began (before its results went out).
+        self.slices_at: list[int] = []
+        self.poller: SharedPoller | None = None
         self._get_multi = 0
         self._joins: asyncio.Future[None] | None = None
 
@@ -139,7 +144,7 @@ class RoundWatch:
             await joined.wait()
             return await open_hook_reader(key)
 
-        poller = shared_poller(conn_id, None, REQUEST_SET_KIND, open_reader=open_when_joined)
+        poller = self.poller = shared_poller(conn_id, None, REQUEST_SET_KIND, open_reader=open_when_joined)
         poller.observers.append(self._observe)
 
         async def watch_joins() -> None:
@@ -154,7 +159,15 @@ class RoundWatch:
         counters = await asyncio.to_thread(self.emu.counters)
         return int(counters["calls_by_kind"].get("get_multi", 0))
 
+    def slices_per_round(self) -> list[int]:
+        """How many delivery slices (loop iterations waking members) each round's results took."""
+        assert self.poller is not None
+        marks = [*self.slices_at, self.poller.slices]
+        return [after - before for before, after in itertools.pairwise(marks)]
+
     async def _observe(self, stats: RoundStats) -> None:
+        assert self.poller is not None
+        self.slices_at.append(self.poller.slices)
         count = await self._count()
         self.rounds.append(
             {
@@ -308,6 +321,10 @@ async def _shared_rounds(graph_conn: Any, k: int) -> None:
     for r in rounds:
         assert r["get_multi"] == r["calls"] == -(-r["ids"] // 50), rounds
     assert poller.calls == sum(r["get_multi"] for r in rounds)
+    # No round hands out its results in one go: at most DELIVERY_SLICE members are woken per loop
+    # iteration (1,000 triggers: 40 slices, with a yield to the loop between two).
+    assert watch.slices_per_round() == [-(-r["members"] // DELIVERY_SLICE) for r in rounds]
+    assert watch.slices_per_round()[0] == -(-k // DELIVERY_SLICE)
     for set_id, event in zip(ids, events, strict=True):
         assert event["status"] == "success", event
         assert list(event["request_sets"]) == [set_id]  # its own event, its own set only
