@@ -88,7 +88,7 @@ class PollerKey:
     kind: str
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Round:
     """What one member gets from one round.
 

@@ -24,6 +24,8 @@ from airflow_fb_async.waiting.poller import PollKind, shared_poller
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Mapping
 
+    from airflow_fb_async.waiting.poller import Round
+
 
 class RoundRules(Protocol):
     """What a wait decides; each method that returns an event ends the wait with it."""
@@ -55,21 +57,28 @@ async def wait_rounds(
     """Wait on ``ids`` through the running loop's shared poller for ``kind`` until ``rules`` return an
     event (a final read error is an ``error`` event, a passed ``end_time`` a ``timeout`` one)."""
     poller = shared_poller(graph_conn_id, api_version, kind)
+    left = None if end_time is None else end_time - time.time()
+    if left is not None and left <= 0:
+        return rules.timeout_event()
     async with poller.subscribe(ids, interval) as member:
-        while True:
-            left = None if end_time is None else end_time - time.time()
-            if left is not None and left <= 0:
-                return rules.timeout_event()
-            try:
-                async with timeout(left):
-                    got = await member.next_round()
-            except TimeoutError:
-                return rules.timeout_event()
-            if got.error is not None:
-                if got.retry_in is None:
-                    return rules.error_event(got.error, poller.scrub)
-                rules.read_failed(got.error, got.retry_in, poller.scrub)
-                continue
-            event = rules.check(got.objects, got.missing)
-            if event is not None:
-                return event
+        try:
+            # One deadline for the whole wait: no timer object per round, kept alive for a round by
+            # each of hundreds of triggers (every object that outlives a young collection brings
+            # the next full collection of the triggerer's heap closer).
+            async with timeout(left):
+                while True:
+                    event = _decide(await member.next_round(), rules, poller.scrub)
+                    if event is not None:
+                        return event
+        except TimeoutError:
+            return rules.timeout_event()
+
+
+def _decide(got: Round, rules: RoundRules, scrub: Callable[[Any], str] | None) -> dict[str, Any] | None:
+    """One round for one waiter (the round is dropped on return: nothing of it is kept until the next)."""
+    if got.error is not None:
+        if got.retry_in is None:
+            return rules.error_event(got.error, scrub)
+        rules.read_failed(got.error, got.retry_in, scrub)
+        return None
+    return rules.check(got.objects, got.missing)

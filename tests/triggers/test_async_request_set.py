@@ -668,3 +668,31 @@ async def test_triggers_never_block_the_loop(graph_conn: Any) -> None:
     # One shared poller: 4 multi-id reads a round for the 40 triggers' 200 sets, not 40.
     assert watch.rounds[0]["get_multi"] == 4
     assert all(r["get_multi"] == -(-r["ids"] // 50) for r in watch.rounds)
+
+
+async def test_one_deadline_per_wait_not_one_per_round(
+    graph_conn: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """20 triggers with an end time wait 4 rounds or more: each arms its deadline once for its whole
+    wait. A timer per round and trigger is an object that each of hundreds of waiting triggers keeps
+    alive across a round (promoted by young collections, bringing full ones closer)."""
+    from airflow_fb_async.waiting import rounds
+
+    armed: list[float | None] = []
+    real_timeout = rounds.timeout
+
+    def counting_timeout(delay: float | None) -> Any:
+        armed.append(delay)
+        return real_timeout(delay)
+
+    monkeypatch.setattr(rounds, "timeout", counting_timeout)
+    graph_conn.config(async_pace=0)
+    ids = create_sets(graph_conn.url, 20)
+    watch = RoundWatch(graph_conn, after={3: lambda: graph_conn.config(async_pace=1000)})
+    await watch.attach(members=20)
+    triggers = [trigger([i], poll_interval=0.05, end_time=time.time() + 120) for i in ids]
+    events = await asyncio.gather(*(first_event(t, timeout=120) for t in triggers))
+    assert [e["status"] for e in events] == ["success"] * 20
+    assert len(watch.rounds) >= 4, watch.rounds
+    assert len(armed) == 20, len(armed)
+    assert all(delay is not None and 0 < delay <= 120 for delay in armed), armed
