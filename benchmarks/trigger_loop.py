@@ -13,9 +13,10 @@ Each run: the sets are created paused; a probe task sleeps 10 ms in a loop and r
 each wake-up is (an idle baseline first, then during the run); the triggers start, poll
 ``--rounds`` rounds with nothing changing, then every set completes at once (all triggers finish
 together). Printed per run: HTTP calls per steady round, max and p99 loop lag (start, steady and
-finish together), the CPU of the longest single loop callback ("step CPU": a lag far above it is
-the OS or a garbage collection taking the core, not code holding the loop), the full (generation 2)
-garbage collections during the run and the longest, process CPU per round, RSS growth. Timing claims live here, not in the test suite:
+finish together), the CPU of the longest single loop callback without garbage collection ("step
+CPU": what code held the loop; a lag far above it is a collection or the OS taking the core), the
+full (generation 2) garbage collections during the run and the longest, process CPU per round, RSS
+growth. Timing claims live here, not in the test suite:
 the tests assert the deterministic part (calls per round, no blocking call on the loop; see
 ``tests/triggers/``).
 
@@ -141,29 +142,33 @@ class RssProbe:
 
 gc_pauses: list[float] = []
 _gc_started: list[float] = []
+#: CPU seconds spent in garbage collections (every generation) since the process started.
+gc_cpu: list[float] = [0.0]
 
 
 def _gc_timer(phase: str, info: dict[str, Any]) -> None:
-    """gc.callbacks hook: the duration of every full (generation 2) collection, in seconds."""
-    if info.get("generation") != 2:
-        return
+    """gc.callbacks hook: the CPU of every collection, and the duration of every full (generation 2)
+    one, in seconds."""
     if phase == "start":
-        _gc_started[:] = [time.perf_counter()]
+        _gc_started[:] = [time.perf_counter(), time.thread_time()]
     elif _gc_started:
-        gc_pauses.append(time.perf_counter() - _gc_started[0])
+        gc_cpu[0] += time.thread_time() - _gc_started[1]
+        if info.get("generation") == 2:
+            gc_pauses.append(time.perf_counter() - _gc_started[0])
 
 
-#: CPU seconds of the longest single loop callback (a task step) since the last reset.
+#: CPU seconds of the longest single loop callback (a task step), garbage collections left out,
+#: since the last reset.
 step_cpu: list[float] = [0.0]
 _run_handle = asyncio.events.Handle._run
 
 
 def _timed_run(handle: asyncio.events.Handle) -> None:
-    """Handle._run, timing the CPU each loop callback takes: a lag with a short longest step is the
-    OS (or a GC) taking the core away, not code holding the loop."""
-    started = time.thread_time()
+    """Handle._run, timing the CPU each loop callback takes without the collections that ran in it:
+    the longest is what code held the loop; a lag far above it is a GC or the OS taking the core."""
+    started, gc_before = time.thread_time(), gc_cpu[0]
     _run_handle(handle)
-    step_cpu[0] = max(step_cpu[0], time.thread_time() - started)
+    step_cpu[0] = max(step_cpu[0], time.thread_time() - started - (gc_cpu[0] - gc_before))
 
 
 def get_multi(url: str) -> int:
