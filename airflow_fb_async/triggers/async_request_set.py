@@ -5,7 +5,9 @@
 connection id and API version is read in the same rounds, ``ceil(K / 50)`` multi-id calls for K
 pending sets whatever the number of triggers, with one shared back-off on throttling and transient
 errors. Each trigger decides for itself with :class:`~airflow_fb_async.waiting.sets.SetWait` (the
-round check, the missing-set and finish rules every waiter uses) and fires exactly one event:
+round check, the missing-set and finish rules every waiter uses) in the round loop every trigger of
+this package shares (:class:`~airflow_fb_async.triggers.base.GraphWaitTrigger`,
+:func:`~airflow_fb_async.waiting.rounds.wait_rounds`) and fires exactly one event:
 
 ``{"status": "success" | "error" | "timeout", "message": str,
    "request_sets": {set_id: {"total_count", "success_count", "error_count", "canceled_count"}}}``
@@ -16,10 +18,9 @@ are imported in a worker thread when the trigger starts.
 
 from __future__ import annotations
 
-import time
 from typing import TYPE_CHECKING, Any
 
-from airflow_fb_async._compat import BaseTrigger, TriggerEvent, timeout
+from airflow_fb_async.triggers.base import GraphWaitTrigger
 from airflow_fb_async.waiting import HOOK_MODULE, import_off_loop
 from airflow_fb_async.waiting.ids import normalize_set_ids
 
@@ -29,11 +30,8 @@ if TYPE_CHECKING:
 #: What a running trigger needs beyond this module: imported in a worker thread, not on the loop.
 WAIT_MODULE = "airflow_fb_async.waiting.sets"
 
-if TYPE_CHECKING:
-    from collections.abc import AsyncIterator
 
-
-class AsyncRequestSetTrigger(BaseTrigger):
+class AsyncRequestSetTrigger(GraphWaitTrigger):
     """Wait until every given async request set reports ``is_completed``.
 
     :param request_set_ids: the request set ids (one id or a list; digit strings).
@@ -48,6 +46,9 @@ class AsyncRequestSetTrigger(BaseTrigger):
         (Airflow's trigger ``on_kill``; not on triggerer restarts or timeouts).
     """
 
+    wait_module = WAIT_MODULE
+    waits_on = "async request set(s)"
+
     def __init__(
         self,
         request_set_ids: list[str] | str,
@@ -58,73 +59,39 @@ class AsyncRequestSetTrigger(BaseTrigger):
         fail_on_request_errors: bool = False,
         cancel_on_kill: bool = False,
     ) -> None:
-        super().__init__()
+        super().__init__(graph_conn_id, api_version, poll_interval, end_time)
         self.request_set_ids = normalize_set_ids(request_set_ids)
-        self.graph_conn_id = graph_conn_id
-        self.api_version = api_version
-        self.poll_interval = float(poll_interval)
-        if self.poll_interval < 0:
-            raise ValueError("poll_interval must be >= 0")
-        self.end_time = float(end_time) if end_time is not None else None
         self.fail_on_request_errors = bool(fail_on_request_errors)
         self.cancel_on_kill = bool(cancel_on_kill)
         self._wait: SetWait | None = None
 
-    def serialize(self) -> tuple[str, dict[str, Any]]:
-        return (
-            f"{type(self).__module__}.{type(self).__qualname__}",
-            {
-                "request_set_ids": list(self.request_set_ids),
-                "graph_conn_id": self.graph_conn_id,
-                "api_version": self.api_version,
-                "poll_interval": self.poll_interval,
-                "end_time": self.end_time,
-                "fail_on_request_errors": self.fail_on_request_errors,
-                "cancel_on_kill": self.cancel_on_kill,
-            },
-        )
+    @property
+    def ids(self) -> list[str]:
+        return self.request_set_ids
 
-    def _time_left(self) -> float | None:
-        return None if self.end_time is None else self.end_time - time.time()
+    def own_args(self) -> dict[str, Any]:
+        return {
+            "request_set_ids": list(self.request_set_ids),
+            "fail_on_request_errors": self.fail_on_request_errors,
+            "cancel_on_kill": self.cancel_on_kill,
+        }
 
-    async def run(self) -> AsyncIterator[TriggerEvent]:
-        yield TriggerEvent(await self._run_wait())
-
-    async def _run_wait(self) -> dict[str, Any]:
-        await import_off_loop(WAIT_MODULE)
-        from airflow_fb_async.waiting.poller import shared_poller  # loaded: lookups
+    async def wait(self) -> dict[str, Any]:
+        from airflow_fb_async.waiting.rounds import wait_rounds  # loaded: lookups
         from airflow_fb_async.waiting.sets import REQUEST_SET_KIND, SetWait
 
-        wait = self._wait = SetWait(
+        rules = self._wait = SetWait(
             self.request_set_ids, self.log, fail_on_request_errors=self.fail_on_request_errors
         )
-        self.log.info(
-            "Waiting on %d async request set(s) (poll every %.1fs%s)",
-            len(self.request_set_ids),
+        return await wait_rounds(
+            self.graph_conn_id,
+            self.api_version,
+            REQUEST_SET_KIND,
+            self.request_set_ids,
             self.poll_interval,
-            "" if self.end_time is None else f", until unix time {self.end_time:.0f}",
+            self.end_time,
+            rules,
         )
-        poller = shared_poller(self.graph_conn_id, self.api_version, REQUEST_SET_KIND)
-        async with poller.subscribe(self.request_set_ids, self.poll_interval) as member:
-            while True:
-                left = self._time_left()
-                if left is not None and left <= 0:
-                    return wait.timeout_event()
-                try:
-                    # Not asyncio.wait_for: on 3.11 it swallows a cancellation that lands as the
-                    # round arrives, and a cancelled (reassigned) trigger would go on polling.
-                    async with timeout(left):
-                        got = await member.next_round()
-                except TimeoutError:
-                    return wait.timeout_event()
-                if got.error is not None:
-                    if got.retry_in is None:
-                        return wait.error_event(got.error, poller.scrub)
-                    wait.read_failed(got.error, got.retry_in, poller.scrub)
-                    continue
-                event = wait.check(got.objects, got.missing)
-                if event is not None:
-                    return event
 
     async def on_kill(self) -> None:
         """Cancel the sets not yet completed when a user kills the task (``cancel_on_kill``)."""

@@ -21,20 +21,16 @@ triggerer imports it on its event loop: the rest is imported in a worker thread 
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from airflow_fb_async._compat import BaseTrigger, TriggerEvent
-from airflow_fb_async.waiting import import_off_loop
+from airflow_fb_async.triggers.base import GraphWaitTrigger
 from airflow_fb_async.waiting.ids import normalize_ids
-
-if TYPE_CHECKING:
-    from collections.abc import AsyncIterator
 
 #: What a running trigger needs beyond this module: imported in a worker thread, not on the loop.
 WAIT_MODULE = "airflow_fb_async.waiting.report_runs"
 
 
-class AsyncReportRunTrigger(BaseTrigger):
+class AsyncReportRunTrigger(GraphWaitTrigger):
     """Wait until insights report runs finish (completed, failed or skipped).
 
     :param report_run_ids: the report run ids (one id or a list of digit strings).
@@ -47,6 +43,9 @@ class AsyncReportRunTrigger(BaseTrigger):
         started again at once; False waits until every run finished.
     """
 
+    wait_module = WAIT_MODULE
+    waits_on = "insights report run(s)"
+
     def __init__(
         self,
         report_run_ids: list[str] | str,
@@ -56,46 +55,24 @@ class AsyncReportRunTrigger(BaseTrigger):
         end_time: float | None = None,
         return_on_failure: bool = True,
     ) -> None:
-        super().__init__()
+        super().__init__(graph_conn_id, api_version, poll_interval, end_time)
         self.report_run_ids = normalize_ids(report_run_ids, "report_run_ids", "report run id")
-        self.graph_conn_id = graph_conn_id
-        self.api_version = api_version
-        self.poll_interval = float(poll_interval)
-        if self.poll_interval < 0:
-            raise ValueError("poll_interval must be >= 0")
-        self.end_time = float(end_time) if end_time is not None else None
         self.return_on_failure = bool(return_on_failure)
 
-    def serialize(self) -> tuple[str, dict[str, Any]]:
-        return (
-            f"{type(self).__module__}.{type(self).__qualname__}",
-            {
-                "report_run_ids": list(self.report_run_ids),
-                "graph_conn_id": self.graph_conn_id,
-                "api_version": self.api_version,
-                "poll_interval": self.poll_interval,
-                "end_time": self.end_time,
-                "return_on_failure": self.return_on_failure,
-            },
-        )
+    @property
+    def ids(self) -> list[str]:
+        return self.report_run_ids
 
-    async def run(self) -> AsyncIterator[TriggerEvent]:
-        await import_off_loop(WAIT_MODULE)
-        from airflow_fb_async.waiting.report_runs import wait_report_runs  # loaded: a lookup
+    def own_args(self) -> dict[str, Any]:
+        return {"report_run_ids": list(self.report_run_ids), "return_on_failure": self.return_on_failure}
 
-        self.log.info(
-            "Waiting on %d insights report run(s) (poll every %.1fs%s)",
-            len(self.report_run_ids),
-            self.poll_interval,
-            "" if self.end_time is None else f", until unix time {self.end_time:.0f}",
-        )
+    async def wait(self) -> dict[str, Any]:
+        from airflow_fb_async.waiting.report_runs import make_run_event, wait_report_runs  # loaded: lookups
+
         if self.end_time is not None and self.end_time <= time.time():
-            from airflow_fb_async.waiting.report_runs import make_run_event
-
             runs: dict[str, dict[str, Any]] = {rid: {} for rid in self.report_run_ids}
-            yield TriggerEvent(make_run_event("timeout", "end time passed before the first read", runs))
-            return
-        payload = await wait_report_runs(
+            return make_run_event("timeout", "end time passed before the first read", runs)
+        return await wait_report_runs(
             self.report_run_ids,
             self.log,
             graph_conn_id=self.graph_conn_id,
@@ -104,4 +81,3 @@ class AsyncReportRunTrigger(BaseTrigger):
             end_time=self.end_time,
             return_on_failure=self.return_on_failure,
         )
-        yield TriggerEvent(payload)

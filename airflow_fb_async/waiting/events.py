@@ -70,17 +70,29 @@ def request_errors_message(summary: Mapping[str, Mapping[str, int]]) -> str | No
     )
 
 
-def make_event(status: str, message: str, summary: Mapping[str, Mapping[str, int]]) -> dict[str, Any]:
-    """Build an event payload (plain JSON, the only shape any waiter emits)."""
+def event_envelope(status: str, message: str, key: str, body: dict[str, Any]) -> dict[str, Any]:
+    """The one shape of every waiter's event, ``{"status", "message", key: body}`` (``key``:
+    ``request_sets`` or ``report_runs``); an unknown status is refused."""
     if status not in EVENT_STATUSES:
         raise ValueError(f"unknown event status {status!r}")
-    return {
-        "status": status,
-        "message": str(message),
-        "request_sets": {
-            str(k): {f: set_count(v.get(f)) for f in SUMMARY_FIELDS} for k, v in summary.items()
-        },
-    }
+    return {"status": status, "message": str(message), key: body}
+
+
+def envelope_problems(event: Mapping[str, Any]) -> list[str]:
+    """What is wrong with an event's ``status`` and ``message`` (empty when both are well-formed)."""
+    problems = []
+    status = event.get("status")
+    if status not in EVENT_STATUSES:
+        problems.append(f"status {short_repr(status)} is not one of {', '.join(EVENT_STATUSES)}")
+    if not isinstance(event.get("message"), str):
+        problems.append("message is missing or not a string")
+    return problems
+
+
+def make_event(status: str, message: str, summary: Mapping[str, Mapping[str, int]]) -> dict[str, Any]:
+    """Build a request-set event payload (plain JSON, the only shape any set waiter emits)."""
+    counts = {str(k): {f: set_count(v.get(f)) for f in SUMMARY_FIELDS} for k, v in summary.items()}
+    return event_envelope(status, message, "request_sets", counts)
 
 
 def event_result(event: Any) -> dict[str, dict[str, int]]:
@@ -93,14 +105,8 @@ def event_result(event: Any) -> dict[str, dict[str, int]]:
         raise AsyncRequestSetError(
             f"malformed request set event: expected a dict, got {type(event).__name__}"
         )
-    status = event.get("status")
-    message = event.get("message")
-    sets = event.get("request_sets")
-    problems = []
-    if status not in EVENT_STATUSES:
-        problems.append(f"status {short_repr(status)} is not one of {', '.join(EVENT_STATUSES)}")
-    if not isinstance(message, str):
-        problems.append("message is missing or not a string")
+    status, message, sets = event.get("status"), event.get("message"), event.get("request_sets")
+    problems = envelope_problems(event)
     summary: dict[str, dict[str, int]] = {}
     if not isinstance(sets, Mapping):
         problems.append("request_sets is missing or not a dict")

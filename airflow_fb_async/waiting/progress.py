@@ -39,7 +39,7 @@ class ProgressTracker:
         """Record a round of raw sets; return the ids that completed in it (``changed`` lists the sets
         whose counts moved)."""
         newly: list[str] = []
-        self.changed = []
+        self.changed.clear()  # reused: a new list per round would outlive it in every waiting trigger
         for set_id, data in raw.items():
             counts = {f: set_count(data.get(f)) for f in SET_COUNT_FIELDS}
             if self.latest.get(set_id) != counts:

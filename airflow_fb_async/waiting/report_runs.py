@@ -23,16 +23,17 @@ import time
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from airflow_fb_async._compat import timeout
 from airflow_fb_async.exceptions import InsightsReportError
 from airflow_fb_async.hooks.insights import JOB_FAILED_STATUSES, report_run_done
 from airflow_fb_async.waiting.errors import describe_error
-from airflow_fb_async.waiting.events import EVENT_STATUSES
-from airflow_fb_async.waiting.poller import PollKind, shared_poller
+from airflow_fb_async.waiting.events import envelope_problems, event_envelope
+from airflow_fb_async.waiting.poller import PollKind
 from airflow_fb_async.waiting.progress import QUIET_LOG_INTERVAL
+from airflow_fb_async.waiting.rounds import wait_rounds
 
 if TYPE_CHECKING:
     import logging
+    from collections.abc import Callable, Iterable
 
 #: Fields read on every poll (and kept in events).
 RUN_FIELDS = ("id", "account_id", "async_status", "async_percent_completion", "date_start", "date_stop")
@@ -81,9 +82,7 @@ def describe_runs(summary: Mapping[str, Mapping[str, Any]]) -> str:
 
 def make_run_event(status: str, message: str, summary: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
     """An event payload (the only shape this trigger emits)."""
-    if status not in EVENT_STATUSES:
-        raise ValueError(f"unknown event status {status!r}")
-    return {"status": status, "message": str(message), "report_runs": summarize_runs(summary)}
+    return event_envelope(status, message, "report_runs", summarize_runs(summary))
 
 
 def run_event_result(event: Any) -> dict[str, dict[str, Any]]:
@@ -95,11 +94,7 @@ def run_event_result(event: Any) -> dict[str, dict[str, Any]]:
     if not isinstance(event, Mapping):
         raise InsightsReportError(f"malformed report run event: expected a dict, got {type(event).__name__}")
     status, message, runs = event.get("status"), event.get("message"), event.get("report_runs")
-    problems = []
-    if status not in EVENT_STATUSES:
-        problems.append(f"status {status!r} is not one of {', '.join(EVENT_STATUSES)}")
-    if not isinstance(message, str):
-        problems.append("message is missing or not a string")
+    problems = envelope_problems(event)
     if not isinstance(runs, Mapping) or not all(isinstance(r, Mapping) for r in runs.values()):
         problems.append("report_runs is missing or not a dict of dicts")
     if problems:
@@ -115,6 +110,54 @@ def run_event_result(event: Any) -> dict[str, dict[str, Any]]:
 REPORT_RUN_KIND = PollKind(name="report_run", fields=RUN_FIELDS, is_finished=run_finished)
 
 
+class RunWait:
+    """The :class:`~airflow_fb_async.waiting.rounds.RoundRules` of a wait on report runs: the latest
+    read of each run, progress logged on change, and the events."""
+
+    def __init__(
+        self, report_run_ids: list[str], log: logging.Logger | Any, *, return_on_failure: bool
+    ) -> None:
+        self.latest: dict[str, dict[str, Any]] = {rid: {} for rid in report_run_ids}
+        self.log = log
+        self.return_on_failure = return_on_failure
+        self._said, self._said_at = "", 0.0
+
+    def _event(self, status: str, message: str) -> dict[str, Any]:
+        (self.log.info if status == "success" else self.log.error)("%s", message)
+        return make_run_event(status, message, self.latest)
+
+    def check(
+        self, raw: Mapping[str, Mapping[str, Any]], missing: Iterable[str] = ()
+    ) -> dict[str, Any] | None:
+        """One round: a run Graph does not know ends the wait; else record, log on change, decide."""
+        missing = list(missing)
+        if missing:
+            return self._event("error", f"report run(s) not found: {', '.join(missing[:10])}")
+        self.latest.update({rid: dict(run) for rid, run in raw.items() if rid in self.latest})
+        text = describe_runs(summarize_runs(self.latest))
+        now = time.monotonic()
+        if text != self._said or now - self._said_at >= QUIET_LOG_INTERVAL:  # on change, else now and then
+            self.log.info("%s", text)
+            self._said, self._said_at = text, now
+        runs = self.latest.values()
+        if all(run_finished(r) for r in runs) or (
+            self.return_on_failure and any(run_failed(r) for r in runs)
+        ):
+            return make_run_event("success", text, self.latest)
+        return None
+
+    def read_failed(self, exc: BaseException, retry_in: float, scrub: Callable[[Any], str] | None) -> None:
+        self.log.warning(
+            "Reading report runs failed (%s); next read in %.1fs", describe_error(exc, scrub), retry_in
+        )
+
+    def error_event(self, exc: BaseException, scrub: Callable[[Any], str] | None = None) -> dict[str, Any]:
+        return self._event("error", f"reading report runs failed: {describe_error(exc, scrub)}")
+
+    def timeout_event(self) -> dict[str, Any]:
+        return self._event("timeout", f"end time passed; {describe_runs(summarize_runs(self.latest))}")
+
+
 async def wait_report_runs(
     report_run_ids: list[str],
     log: logging.Logger | Any,
@@ -127,40 +170,7 @@ async def wait_report_runs(
 ) -> dict[str, Any]:
     """Wait on the runs through the loop's shared poller; the event payload (never raises for Graph
     errors: a final read error is an ``error`` event, a passed ``end_time`` a ``timeout`` one)."""
-    latest: dict[str, dict[str, Any]] = {rid: {} for rid in report_run_ids}
-
-    def event(status: str, message: str) -> dict[str, Any]:
-        (log.info if status == "success" else log.error)("%s", message)
-        return make_run_event(status, message, latest)
-
-    said, said_at = "", 0.0
-    poller = shared_poller(graph_conn_id, api_version, REPORT_RUN_KIND)
-    async with poller.subscribe(report_run_ids, poll_interval) as member:
-        while True:
-            left = None if end_time is None else end_time - time.time()
-            if left is not None and left <= 0:
-                return event("timeout", f"end time passed; {describe_runs(summarize_runs(latest))}")
-            try:
-                # asyncio.timeout, not wait_for: a cancellation landing with the round is not swallowed.
-                async with timeout(left):
-                    got = await member.next_round()
-            except TimeoutError:
-                return event("timeout", f"end time passed; {describe_runs(summarize_runs(latest))}")
-            if got.error is not None:
-                text = describe_error(got.error, poller.scrub)
-                if got.retry_in is None:
-                    return event("error", f"reading report runs failed: {text}")
-                log.warning("Reading report runs failed (%s); next read in %.1fs", text, got.retry_in)
-                continue
-            if got.missing:
-                return event("error", f"report run(s) not found: {', '.join(got.missing[:10])}")
-            latest.update({rid: dict(run) for rid, run in got.objects.items() if rid in latest})
-            text = describe_runs(summarize_runs(latest))
-            now = time.monotonic()
-            if text != said or now - said_at >= QUIET_LOG_INTERVAL:  # on change, else now and then
-                log.info("%s", text)
-                said, said_at = text, now
-            if all(run_finished(r) for r in latest.values()) or (
-                return_on_failure and any(run_failed(r) for r in latest.values())
-            ):
-                return make_run_event("success", text, latest)
+    rules = RunWait(report_run_ids, log, return_on_failure=return_on_failure)
+    return await wait_rounds(
+        graph_conn_id, api_version, REPORT_RUN_KIND, report_run_ids, poll_interval, end_time, rules
+    )

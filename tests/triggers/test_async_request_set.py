@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import inspect
+import itertools
 import json
 import logging
 import socket
@@ -21,6 +22,7 @@ from airflow_fb_async.hooks.graph_async import _shared_ssl_context
 from airflow_fb_async.triggers.async_request_set import AsyncRequestSetTrigger
 from airflow_fb_async.waiting.events import event_result
 from airflow_fb_async.waiting.poller import (
+    DELIVERY_SLICE,
     PollerKey,
     RoundStats,
     SharedPoller,
@@ -124,6 +126,9 @@ class RoundWatch:
         self.emu = emu
         self.after = after or {}
         self.rounds: list[dict[str, Any]] = []
+        #: The poller's delivery slice counter as each round began (before its results went out).
+        self.slices_at: list[int] = []
+        self.poller: SharedPoller | None = None
         self._get_multi = 0
         self._joins: asyncio.Future[None] | None = None
 
@@ -139,7 +144,7 @@ class RoundWatch:
             await joined.wait()
             return await open_hook_reader(key)
 
-        poller = shared_poller(conn_id, None, REQUEST_SET_KIND, open_reader=open_when_joined)
+        poller = self.poller = shared_poller(conn_id, None, REQUEST_SET_KIND, open_reader=open_when_joined)
         poller.observers.append(self._observe)
 
         async def watch_joins() -> None:
@@ -154,7 +159,15 @@ class RoundWatch:
         counters = await asyncio.to_thread(self.emu.counters)
         return int(counters["calls_by_kind"].get("get_multi", 0))
 
+    def slices_per_round(self) -> list[int]:
+        """How many delivery slices (loop iterations waking members) each round's results took."""
+        assert self.poller is not None
+        marks = [*self.slices_at, self.poller.slices]
+        return [after - before for before, after in itertools.pairwise(marks)]
+
     async def _observe(self, stats: RoundStats) -> None:
+        assert self.poller is not None
+        self.slices_at.append(self.poller.slices)
         count = await self._count()
         self.rounds.append(
             {
@@ -308,6 +321,10 @@ async def _shared_rounds(graph_conn: Any, k: int) -> None:
     for r in rounds:
         assert r["get_multi"] == r["calls"] == -(-r["ids"] // 50), rounds
     assert poller.calls == sum(r["get_multi"] for r in rounds)
+    # No round hands out its results in one go: at most DELIVERY_SLICE members are woken per loop
+    # iteration (1,000 triggers: 40 slices, with a yield to the loop between two).
+    assert watch.slices_per_round() == [-(-r["members"] // DELIVERY_SLICE) for r in rounds]
+    assert watch.slices_per_round()[0] == -(-k // DELIVERY_SLICE)
     for set_id, event in zip(ids, events, strict=True):
         assert event["status"] == "success", event
         assert list(event["request_sets"]) == [set_id]  # its own event, its own set only
@@ -651,3 +668,31 @@ async def test_triggers_never_block_the_loop(graph_conn: Any) -> None:
     # One shared poller: 4 multi-id reads a round for the 40 triggers' 200 sets, not 40.
     assert watch.rounds[0]["get_multi"] == 4
     assert all(r["get_multi"] == -(-r["ids"] // 50) for r in watch.rounds)
+
+
+async def test_one_deadline_per_wait_not_one_per_round(
+    graph_conn: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """20 triggers with an end time wait 4 rounds or more: each arms its deadline once for its whole
+    wait. A timer per round and trigger is an object that each of hundreds of waiting triggers keeps
+    alive across a round (promoted by young collections, bringing full ones closer)."""
+    from airflow_fb_async.waiting import rounds
+
+    armed: list[float | None] = []
+    real_timeout = rounds.timeout
+
+    def counting_timeout(delay: float | None) -> Any:
+        armed.append(delay)
+        return real_timeout(delay)
+
+    monkeypatch.setattr(rounds, "timeout", counting_timeout)
+    graph_conn.config(async_pace=0)
+    ids = create_sets(graph_conn.url, 20)
+    watch = RoundWatch(graph_conn, after={3: lambda: graph_conn.config(async_pace=1000)})
+    await watch.attach(members=20)
+    triggers = [trigger([i], poll_interval=0.05, end_time=time.time() + 120) for i in ids]
+    events = await asyncio.gather(*(first_event(t, timeout=120) for t in triggers))
+    assert [e["status"] for e in events] == ["success"] * 20
+    assert len(watch.rounds) >= 4, watch.rounds
+    assert len(armed) == 20, len(armed)
+    assert all(delay is not None and 0 < delay <= 120 for delay in armed), armed
