@@ -69,8 +69,8 @@ def describe_error(exc: BaseException, scrub: Callable[[str], str] | None = None
             head += f"/{exc.error_subcode}"
         if exc.type:
             head += f", {exc.type}"
-        if exc.status_code is not None:
-            head += f", HTTP {exc.status_code}"
+        if exc.http_status is not None:
+            head += f", HTTP {exc.http_status}"
         head += ")"
         raw: Any = exc.message or ""
     else:

@@ -13,7 +13,6 @@ from collections.abc import Mapping
 from typing import Any
 
 from airflow_fb_async.exceptions import AsyncRequestSetError
-from airflow_fb_async.hooks.set_fields import SET_COUNT_FIELDS
 from airflow_fb_async.hooks.statuses import set_count
 from airflow_fb_async.waiting.ids import short_repr
 
@@ -21,8 +20,6 @@ from airflow_fb_async.waiting.ids import short_repr
 EVENT_STATUSES = ("success", "error", "timeout")
 #: Counts kept in summaries, events and XComs.
 SUMMARY_FIELDS = ("total_count", "success_count", "error_count", "canceled_count")
-#: Fields read on every poll of a request set.
-SET_FIELDS = ("id", "name", "is_completed", *SET_COUNT_FIELDS)
 
 
 def summarize_sets(raw: Mapping[str, Mapping[str, Any]]) -> dict[str, dict[str, int]]:

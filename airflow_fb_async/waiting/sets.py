@@ -24,10 +24,10 @@ import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import Any, Protocol
 
+from airflow_fb_async.hooks.set_fields import DEFAULT_SET_FIELDS
 from airflow_fb_async.hooks.statuses import set_is_completed
 from airflow_fb_async.waiting.errors import describe_error, is_retryable, nonexistent_ids, retry_delay
 from airflow_fb_async.waiting.events import (
-    SET_FIELDS,
     describe_totals,
     event_result,
     make_event,
@@ -37,7 +37,7 @@ from airflow_fb_async.waiting.poller import PollKind
 from airflow_fb_async.waiting.progress import QUIET_LOG_INTERVAL, ProgressTracker
 
 #: What the shared poller reads for request sets, and when a set needs no more reads.
-REQUEST_SET_KIND = PollKind("request_set", SET_FIELDS, set_is_completed)
+REQUEST_SET_KIND = PollKind("request_set", DEFAULT_SET_FIELDS, set_is_completed)
 #: Sets named in one message before "and N more".
 MAX_NAMED = 10
 
@@ -58,7 +58,7 @@ class SetReader(Protocol):
 
 
 def _read_sets(hook: SetReader, set_ids: list[str]) -> dict[str, Mapping[str, Any]]:
-    got = hook.get_request_sets(set_ids, fields=SET_FIELDS) or {}
+    got = hook.get_request_sets(set_ids, fields=DEFAULT_SET_FIELDS) or {}
     return {str(k): v for k, v in got.items() if isinstance(v, Mapping)}
 
 
