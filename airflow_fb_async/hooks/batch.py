@@ -38,16 +38,11 @@ import queue
 import time
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
 from typing import Any
 
 from airflow_fb_async.exceptions import GraphAPIError, GraphBatchError, GraphInputError
-from airflow_fb_async.hooks.batch_call import (
-    SHRINK_CODES,
-    BatchClient,
-    BatchStopped,
-    CallMaker,
-    jsonpath_accounts,
-)
+from airflow_fb_async.hooks.batch_call import BatchClient, BatchStopped, CallMaker
 from airflow_fb_async.hooks.batch_journal import BatchJournal
 from airflow_fb_async.hooks.batch_outcomes import (
     REQUEUE,
@@ -55,7 +50,6 @@ from airflow_fb_async.hooks.batch_outcomes import (
     Outcome,
     dependency_failed_entry,
     entry_failed,
-    error_entry,
 )
 from airflow_fb_async.hooks.batch_plan import (
     DEFAULT_MAX_ADS_PER_CHUNK,
@@ -64,36 +58,11 @@ from airflow_fb_async.hooks.batch_plan import (
 )
 from airflow_fb_async.hooks.batch_validate import (
     MAX_BATCH_SIZE,
-    METHODS,
     BatchEntry,
     FileSource,
     validate_files,
     validate_requests,
 )
-from airflow_fb_async.hooks.encoding import encode_body
-from airflow_fb_async.hooks.references import Reference, find_references
-
-__all__ = [
-    "DEFAULT_MAX_ADSETS_PER_CAMPAIGN_PER_CHUNK",
-    "DEFAULT_MAX_ADS_PER_CHUNK",
-    "MAX_BATCH_SIZE",
-    "METHODS",
-    "SHRINK_CODES",
-    "BatchClient",
-    "BatchEntry",
-    "BatchJournal",
-    "BatchRunner",
-    "Reference",
-    "encode_body",
-    "entry_failed",
-    "error_entry",
-    "find_references",
-    "jsonpath_accounts",
-    "plan_chunks",
-    "run_batch",
-    "validate_files",
-    "validate_requests",
-]
 
 log = logging.getLogger("airflow_fb_async.hooks.batch")
 
@@ -105,6 +74,48 @@ ProgressCallback = Callable[[int, int, int], None]
 ChunkFuture = Future[tuple[dict[int, Outcome], GraphAPIError | None]]
 
 
+@dataclass(frozen=True)
+class BatchSettings:
+    """How a standard batch runs: every knob of :meth:`GraphHook.batch` and :func:`run_batch` but
+    the requests, their files and the journal. Declared once here; checked when built.
+
+    :param include_headers: keep each entry's response headers in the results.
+    :param max_concurrency: calls in flight at once.
+    :param max_rounds: attempts per entry answered ``null`` (or with a retryable error).
+    :param max_ads_per_chunk: ad-creating POSTs (``.../ads``) per call (Marketing API guidance).
+    :param max_adsets_per_campaign_per_chunk: ad-set-creating POSTs (``.../adsets``) naming the same
+        ``campaign_id`` (an id, or the same reference text) per call; None for no limit.
+    :param chunk_size: entries per call (at most 50).
+    :param progress: ``progress(done, total, errors)`` after every call.
+    :param round_backoff: base pause between retry rounds (default: the connection's backoff_base).
+    :param round_backoff_max: cap of that pause.
+    """
+
+    include_headers: bool = True
+    max_concurrency: int = 4
+    max_rounds: int = DEFAULT_MAX_ROUNDS
+    max_ads_per_chunk: int = DEFAULT_MAX_ADS_PER_CHUNK
+    max_adsets_per_campaign_per_chunk: int | None = DEFAULT_MAX_ADSETS_PER_CAMPAIGN_PER_CHUNK
+    chunk_size: int = MAX_BATCH_SIZE
+    progress: ProgressCallback | None = None
+    round_backoff: float | None = None
+    round_backoff_max: float = 30.0
+
+    def __post_init__(self) -> None:
+        for name in ("max_concurrency", "max_rounds", "max_ads_per_chunk"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise GraphInputError(f"{name} must be a positive integer, got {value!r}")
+        limit = self.max_adsets_per_campaign_per_chunk
+        if limit is not None and (not isinstance(limit, int) or isinstance(limit, bool) or limit < 1):
+            raise GraphInputError(
+                f"max_adsets_per_campaign_per_chunk must be a positive integer or None, got {limit!r}"
+            )
+        size = self.chunk_size
+        if not isinstance(size, int) or isinstance(size, bool) or not 1 <= size <= MAX_BATCH_SIZE:
+            raise GraphInputError(f"chunk_size must be an integer from 1 to {MAX_BATCH_SIZE}, got {size!r}")
+
+
 class BatchRunner:
     """Runs one validated batch through a :class:`BatchClient`. Use :func:`run_batch`."""
 
@@ -112,36 +123,17 @@ class BatchRunner:
         self,
         client: BatchClient,
         entries: list[BatchEntry],
+        settings: BatchSettings,
         *,
         files: dict[str, FileSource],
-        include_headers: bool,
-        max_concurrency: int,
-        max_rounds: int,
-        max_ads_per_chunk: int,
-        max_adsets_per_campaign_per_chunk: int | None,
-        chunk_size: int,
-        progress: ProgressCallback | None,
-        round_backoff: float | None,
-        round_backoff_max: float,
         journal: BatchJournal | None = None,
     ) -> None:
         self.core = client.core
         self.entries = entries
-        self.include_headers = include_headers
-        self.max_concurrency = max(1, int(max_concurrency))
-        self.max_ads_per_chunk = max(1, int(max_ads_per_chunk))
-        self.max_adsets_per_campaign_per_chunk = (
-            None
-            if max_adsets_per_campaign_per_chunk is None
-            else max(1, int(max_adsets_per_campaign_per_chunk))
-        )
-        self.chunk_size = max(1, min(int(chunk_size), MAX_BATCH_SIZE))
-        self.progress = progress
-        if round_backoff is None:
-            round_backoff = self.core.policy.backoff_base
-        self.round_backoff = max(0.0, round_backoff)
-        self.round_backoff_max = round_backoff_max
-        self.ledger = BatchLedger(entries, max(1, int(max_rounds)), journal)
+        self.settings = settings
+        base = settings.round_backoff
+        self.round_backoff = max(0.0, self.core.policy.backoff_base if base is None else base)
+        self.ledger = BatchLedger(entries, settings.max_rounds, journal)
         self.calls = CallMaker(client, entries, files, self.ledger)
         self._logged_done = -1
 
@@ -192,14 +184,14 @@ class BatchRunner:
                 led.errors,
                 self.calls.finished,
             )
-        if self.progress is not None:
-            self.progress(done, total, led.errors)
+        if self.settings.progress is not None:
+            self.settings.progress(done, total, led.errors)
 
     def _round(self, chunks: list[list[int]], pool: ThreadPoolExecutor) -> tuple[bool, BaseException | None]:
         """Run one round's calls; returns (something to send again, what stopped the batch)."""
         need_retry = False
         stop: BaseException | None = None
-        if len(chunks) == 1 or self.max_concurrency == 1:
+        if len(chunks) == 1 or self.settings.max_concurrency == 1:
             for chunk in chunks:
                 try:
                     outcomes, halt = self._run_chunk(chunk)
@@ -242,7 +234,7 @@ class BatchRunner:
             log.info("batch: %d of %d entries settled by an earlier try", led.restored, len(self.entries))
         retry_rounds = 0
         stop: BaseException | None = None
-        pool = ThreadPoolExecutor(max_workers=self.max_concurrency, thread_name_prefix="graph-batch")
+        pool = ThreadPoolExecutor(max_workers=self.settings.max_concurrency, thread_name_prefix="graph-batch")
         try:
             while not all(led.done):
                 ready = self._ready()
@@ -253,15 +245,15 @@ class BatchRunner:
                 chunks, _deferred = plan_chunks(
                     self.entries,
                     ready,
-                    chunk_size=self.chunk_size,
-                    max_ads_per_chunk=self.max_ads_per_chunk,
-                    max_adsets_per_campaign_per_chunk=self.max_adsets_per_campaign_per_chunk,
+                    chunk_size=self.settings.chunk_size,
+                    max_ads_per_chunk=self.settings.max_ads_per_chunk,
+                    max_adsets_per_campaign_per_chunk=self.settings.max_adsets_per_campaign_per_chunk,
                 )
                 need_retry, stop = self._round(chunks, pool)
                 if stop is not None:
                     break
                 if need_retry and not all(led.done):
-                    delay = min(self.round_backoff_max, self.round_backoff * (2**retry_rounds))
+                    delay = min(self.settings.round_backoff_max, self.round_backoff * (2**retry_rounds))
                     retry_rounds += 1
                     if delay > 0:
                         log.info(
@@ -302,11 +294,11 @@ class BatchRunner:
         result = self.ledger.results[index]
         assert result is not None
         omit = self.entries[index].omit_response_on_success and not entry_failed(result)
-        if self.include_headers and not omit and len(result) == 3:
+        if self.settings.include_headers and not omit and len(result) == 3:
             return result
         return {
             "code": result.get("code", 0),
-            "headers": (result.get("headers") or {}) if self.include_headers else {},
+            "headers": (result.get("headers") or {}) if self.settings.include_headers else {},
             "body": None if omit else result.get("body"),
         }
 
@@ -315,68 +307,32 @@ def run_batch(
     client: BatchClient,
     requests: Any,
     *,
-    include_headers: bool = True,
     files: Mapping[str, FileSource] | None = None,
-    max_concurrency: int = 4,
-    max_rounds: int = DEFAULT_MAX_ROUNDS,
-    max_ads_per_chunk: int = DEFAULT_MAX_ADS_PER_CHUNK,
-    max_adsets_per_campaign_per_chunk: int | None = DEFAULT_MAX_ADSETS_PER_CAMPAIGN_PER_CHUNK,
-    chunk_size: int = MAX_BATCH_SIZE,
-    progress: ProgressCallback | None = None,
-    round_backoff: float | None = None,
-    round_backoff_max: float = 30.0,
     validated: Sequence[BatchEntry] | None = None,
     journal: BatchJournal | None = None,
+    **settings: Any,
 ) -> list[dict[str, Any]]:
     """Run a standard batch of any size; one result per request, in input order.
 
     :param client: the hook (:class:`BatchClient`) whose ``request`` makes the calls.
     :param requests: list of dicts (``method``, ``relative_url``, optional ``body``, ``name``,
         ``depends_on``, ``omit_response_on_success``, ``attached_files``, ``headers``, ``idempotent``).
-    :param include_headers: keep each entry's response headers in the results.
     :param files: multipart parts for ``attached_files``: part name -> path or bytes.
-    :param max_concurrency: calls in flight at once.
-    :param max_rounds: attempts per entry answered ``null`` (or with a retryable error).
-    :param max_ads_per_chunk: ad-creating POSTs (``.../ads``) per call (Marketing API guidance).
-    :param max_adsets_per_campaign_per_chunk: ad-set-creating POSTs (``.../adsets``) naming the same
-        ``campaign_id`` (an id, or the same reference text) per call; None for no limit.
-    :param chunk_size: entries per call (at most 50).
-    :param progress: ``progress(done, total, errors)`` after every call.
-    :param round_backoff: base pause between retry rounds (default: the connection's backoff_base).
-    :param round_backoff_max: cap of that pause.
+    :param settings: :class:`BatchSettings` fields (``max_concurrency``, ``chunk_size``, ...);
+        an unknown name raises TypeError, a bad value GraphInputError, before any call.
     :param validated: what :func:`validate_requests` returned for these same ``requests`` and
         ``files`` (the operator validates before it builds the hook; this skips doing it twice).
     :param journal: keeps the run's state across tries (:mod:`.batch_journal`).
     :raises GraphBatchError: when the batch cannot go on; it carries ``results`` and ``cause``.
     """
+    tuning = BatchSettings(**settings)
     entries = list(validated) if validated is not None else validate_requests(requests, files)
     if validated is not None and (
         len(entries) != len(requests) or not all(isinstance(e, BatchEntry) for e in entries)
     ):
         raise GraphInputError("validated entries do not match the requests")
-    if not entries:
-        return []
-    if not isinstance(max_concurrency, int) or max_concurrency < 1:
-        raise GraphInputError(f"max_concurrency must be a positive integer, got {max_concurrency!r}")
-    if not isinstance(chunk_size, int) or not 1 <= chunk_size <= MAX_BATCH_SIZE:
-        raise GraphInputError(f"chunk_size must be an integer from 1 to {MAX_BATCH_SIZE}, got {chunk_size!r}")
-    if not isinstance(max_rounds, int) or max_rounds < 1:
-        raise GraphInputError(f"max_rounds must be a positive integer, got {max_rounds!r}")
     if journal is not None and not isinstance(journal, BatchJournal):
         raise GraphInputError(f"journal must have load() and save(state), got {type(journal).__name__}")
-    runner = BatchRunner(
-        client,
-        entries,
-        files=validate_files(files),
-        include_headers=include_headers,
-        max_concurrency=max_concurrency,
-        max_rounds=max_rounds,
-        max_ads_per_chunk=max_ads_per_chunk,
-        max_adsets_per_campaign_per_chunk=max_adsets_per_campaign_per_chunk,
-        chunk_size=chunk_size,
-        progress=progress,
-        round_backoff=round_backoff,
-        round_backoff_max=round_backoff_max,
-        journal=journal,
-    )
-    return runner.run()
+    if not entries:
+        return []
+    return BatchRunner(client, entries, tuning, files=validate_files(files), journal=journal).run()

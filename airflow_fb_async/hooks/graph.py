@@ -307,6 +307,8 @@ class GraphHook(InsightsMixin, GraphHookBase[Any, Iterator[Item], Item, dict[str
     ) -> list[dict[str, Any]]:
         """Standard batch of any size; one ``{"code", "headers", "body"}`` per request, in order.
 
+        ``options`` are the other :class:`~airflow_fb_async.hooks.batch.BatchSettings` fields
+        (``max_rounds``, ``chunk_size``, ``progress``...), checked before any call.
         ``journal`` (``load()`` / ``save(state)``) keeps the run's state so that a later try sends
         only what is not settled; see :mod:`airflow_fb_async.hooks.batch_journal`. Raises
         :class:`GraphBatchError` (with ``results`` and ``cause``) when the batch cannot go on.

@@ -22,7 +22,8 @@ from typing import TYPE_CHECKING, Any
 
 from airflow_fb_async._compat import BaseOperator
 from airflow_fb_async.exceptions import GraphBatchError, GraphInputError
-from airflow_fb_async.hooks.batch import entry_failed, validate_requests
+from airflow_fb_async.hooks.batch_outcomes import entry_failed
+from airflow_fb_async.hooks.batch_validate import validate_requests
 from airflow_fb_async.hooks.graph import GraphHook
 from airflow_fb_async.jsonl import JsonlWriter, StoragePath, storage_path
 from airflow_fb_async.literals import parse_rendered_list

@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from airflow_fb_async.exceptions import GraphBatchError
-from airflow_fb_async.hooks.batch import validate_requests
+from airflow_fb_async.hooks.batch_validate import validate_requests
 from airflow_fb_async.hooks.request_windows import batch_refs
 from airflow_fb_async.jsonl import JsonlWriter, StoragePath
 from airflow_fb_async.operators._files import FileScan, read_window, scan_requests

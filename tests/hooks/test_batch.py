@@ -517,3 +517,23 @@ def test_each_distinct_usage_reading_of_a_call_reaches_the_throttle() -> None:
     assert [o.kind for o in outcomes.values()] == [DONE] * 5
     assert [a for a, _ in observed] == ["1", "2", "1", "3"]
     assert observed[2][1] == {"x-ad-account-usage": '{"acc_id_util_pct":20}'}
+
+
+@pytest.mark.parametrize(
+    ("settings", "named"),
+    [
+        ({"max_concurrency": 0}, "max_concurrency"),
+        ({"max_rounds": True}, "max_rounds"),
+        ({"max_ads_per_chunk": 0}, "max_ads_per_chunk"),
+        ({"max_adsets_per_campaign_per_chunk": "5"}, "max_adsets_per_campaign_per_chunk"),
+        ({"chunk_size": 51}, "chunk_size"),
+    ],
+)
+def test_bad_batch_settings_fail_before_any_call(
+    graph_conn: EmulatorAdmin, settings: dict[str, Any], named: str
+) -> None:
+    with pytest.raises(GraphInputError, match=named):
+        GraphHook().batch([get("me")], **settings)
+    with pytest.raises(TypeError, match="max_concurency"):
+        GraphHook().batch([get("me")], max_concurency=2)
+    assert graph_conn.http_calls() == 0

@@ -10,14 +10,10 @@ from urllib.parse import parse_qsl, quote
 import pytest
 
 from airflow_fb_async.exceptions import GraphInputError
-from airflow_fb_async.hooks.batch import (
-    encode_body,
-    find_references,
-    plan_chunks,
-    validate_requests,
-)
-from airflow_fb_async.hooks.encoding import quote_all, quote_keeping_references
-from airflow_fb_async.hooks.references import has_reference_marker
+from airflow_fb_async.hooks.batch_plan import plan_chunks
+from airflow_fb_async.hooks.batch_validate import validate_requests
+from airflow_fb_async.hooks.encoding import encode_body, quote_all, quote_keeping_references
+from airflow_fb_async.hooks.references import find_references, has_reference_marker
 
 
 def get(url: str, **kw: object) -> dict[str, object]:
