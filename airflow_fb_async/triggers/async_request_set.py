@@ -35,15 +35,12 @@ class AsyncRequestSetTrigger(GraphWaitTrigger):
     """Wait until every given async request set reports ``is_completed``.
 
     :param request_set_ids: the request set ids (one id or a list; digit strings).
-    :param graph_conn_id: the Graph connection.
-    :param api_version: Graph API version (default: the connection's).
-    :param poll_interval: seconds between reads of this trigger's sets at most (shared rounds may
-        read them more often, never less: see :mod:`airflow_fb_async.waiting.poller`).
-    :param end_time: absolute unix time after which a ``timeout`` event is fired; None waits forever.
     :param fail_on_request_errors: fire an ``error`` event (naming counts) when any request of the
         completed sets ended in error.
     :param cancel_on_kill: when a user kills the deferred task, cancel the sets not yet completed
         (Airflow's trigger ``on_kill``; not on triggerer restarts or timeouts).
+    :param common: ``graph_conn_id``, ``api_version``, ``poll_interval``, ``end_time``, as
+        :class:`~airflow_fb_async.triggers.base.GraphWaitTrigger` takes them (keywords).
     """
 
     wait_module = WAIT_MODULE
@@ -52,14 +49,12 @@ class AsyncRequestSetTrigger(GraphWaitTrigger):
     def __init__(
         self,
         request_set_ids: list[str] | str,
-        graph_conn_id: str = "facebook_graph_default",
-        api_version: str | None = None,
-        poll_interval: float = 30.0,
-        end_time: float | None = None,
+        *,
         fail_on_request_errors: bool = False,
         cancel_on_kill: bool = False,
+        **common: Any,
     ) -> None:
-        super().__init__(graph_conn_id, api_version, poll_interval, end_time)
+        super().__init__(**common)
         self.request_set_ids = normalize_set_ids(request_set_ids)
         self.fail_on_request_errors = bool(fail_on_request_errors)
         self.cancel_on_kill = bool(cancel_on_kill)

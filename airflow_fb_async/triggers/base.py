@@ -39,7 +39,12 @@ class GraphWaitTrigger(BaseTrigger):
     waits_on: ClassVar[str]
 
     def __init__(
-        self, graph_conn_id: str, api_version: str | None, poll_interval: float, end_time: float | None
+        self,
+        *,
+        graph_conn_id: str = "facebook_graph_default",
+        api_version: str | None = None,
+        poll_interval: float = 30.0,
+        end_time: float | None = None,
     ) -> None:
         super().__init__()
         self.graph_conn_id = graph_conn_id

@@ -34,13 +34,10 @@ class AsyncReportRunTrigger(GraphWaitTrigger):
     """Wait until insights report runs finish (completed, failed or skipped).
 
     :param report_run_ids: the report run ids (one id or a list of digit strings).
-    :param graph_conn_id: the Graph connection.
-    :param api_version: Graph API version (default: the connection's).
-    :param poll_interval: seconds between reads of this trigger's runs at most (shared rounds may
-        read them more often, never less).
-    :param end_time: absolute unix time after which a ``timeout`` event fires; None waits forever.
     :param return_on_failure: fire as soon as one run failed or was skipped (default), so it can be
         started again at once; False waits until every run finished.
+    :param common: ``graph_conn_id``, ``api_version``, ``poll_interval``, ``end_time``, as
+        :class:`~airflow_fb_async.triggers.base.GraphWaitTrigger` takes them (keywords).
     """
 
     wait_module = WAIT_MODULE
@@ -49,13 +46,11 @@ class AsyncReportRunTrigger(GraphWaitTrigger):
     def __init__(
         self,
         report_run_ids: list[str] | str,
-        graph_conn_id: str = "facebook_graph_default",
-        api_version: str | None = None,
-        poll_interval: float = 30.0,
-        end_time: float | None = None,
+        *,
         return_on_failure: bool = True,
+        **common: Any,
     ) -> None:
-        super().__init__(graph_conn_id, api_version, poll_interval, end_time)
+        super().__init__(**common)
         self.report_run_ids = normalize_ids(report_run_ids, "report_run_ids", "report run id")
         self.return_on_failure = bool(return_on_failure)
 
