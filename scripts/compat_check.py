@@ -154,7 +154,9 @@ def pinned(names: Sequence[str]) -> list[str]:
 def build_wheel() -> Path:
     out = CACHE / "dist"
     shutil.rmtree(out, ignore_errors=True)
-    run([sys.executable, "-m", "build", "--wheel", "--outdir", str(out), str(REPO)])
+    # sdist first, then the wheel from it (build's default): a wheel built straight from the tree
+    # would also carry modules left in setuptools' build/lib by an older checkout.
+    run([sys.executable, "-m", "build", "--outdir", str(out), str(REPO)])
     (wheel,) = out.glob("airflow_fb_async-*.whl")
     return wheel
 
