@@ -12,7 +12,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from airflow_fb_async.exceptions import GraphInputError
-from airflow_fb_async.hooks.request_set_plan import NOTIFICATION_MODES, validate_notification_mode
+from airflow_fb_async.hooks.request_set_plan import validate_notification_mode
 from airflow_fb_async.hooks.statuses import normalize_statuses
 
 #: Count fields of a request set, in the order logs and XComs show them.
@@ -29,7 +29,6 @@ DEFAULT_SET_FIELDS = ("id", "name", "is_completed", *SET_COUNT_FIELDS)
 
 __all__ = [
     "DEFAULT_SET_FIELDS",
-    "NOTIFICATION_MODES",
     "SET_COUNT_FIELDS",
     "is_success",
     "status_param",

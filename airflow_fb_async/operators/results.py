@@ -16,8 +16,7 @@ from collections import Counter
 from collections.abc import Generator, Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
-from airflow_fb_async.exceptions import AsyncRequestSetError, GraphInputError
-from airflow_fb_async.exceptions import TooManyResultsError as TooManyResultsError
+from airflow_fb_async.exceptions import AsyncRequestSetError, GraphInputError, TooManyResultsError
 from airflow_fb_async.hooks.set_fields import DEFAULT_SET_FIELDS
 from airflow_fb_async.hooks.statuses import (
     AsyncRequestStatus,

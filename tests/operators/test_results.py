@@ -11,9 +11,9 @@ from typing import Any
 import pytest
 import requests
 
-from airflow_fb_async.exceptions import GraphAPIError, GraphInputError
+from airflow_fb_async.exceptions import GraphAPIError, GraphInputError, TooManyResultsError
 from airflow_fb_async.operators.result_items import created_object_id, normalize_errors, normalize_request
-from airflow_fb_async.operators.results import AsyncRequestResultsOperator, TooManyResultsError
+from airflow_fb_async.operators.results import AsyncRequestResultsOperator
 from tests.conftest import TEST_TOKEN, run_dag
 from tests.emu_admin import EmulatorAdmin
 from tests.waits import wait_done
