@@ -18,9 +18,11 @@ instance (dag run, task, map index) and keeps across tries::
     starts it again rather than failing at once).
 
 Layout under :data:`STATE_KEY`: ``{"v": 1, "request": <sha256 of the accounts and the normalized
-parameters>, "jobs": [{"a": account, "s": since, "u": until, "n": restarts, "r": run id, "d": 1,
-"h": [history]}, ...]}`` with default values left out (about 40 characters per range, so some 1,500
-ranges fit Airflow's default ``[state_store] max_value_storage_bytes`` of 64 KiB). A try whose
+parameters>, "jobs": [{"a": account, "s": since, "u": until, "r": run id, "d": 1, "h": [history]}, ...]}``
+with empty values left out (restart counts are not kept: each try has its own budget). An account's
+job takes about 50 characters, so some 1,200 accounts fit Airflow's default ``[state_store]
+max_value_storage_bytes`` of 64 KiB; above it the write fails, is logged, and later tries start
+new runs as before. A try whose
 rendered request differs (accounts, fields, dates, parameters) starts new runs and logs why.
 
 The store is best effort: an unreadable state, or a failed read or write of it, is logged and the
@@ -56,7 +58,6 @@ _KEYS = (
     ("account", "a", None),
     ("since", "s", None),
     ("until", "u", None),
-    ("retries", "n", 0),
     ("run_id", "r", None),
     ("done", "d", False),
 )
@@ -73,7 +74,7 @@ def _job_to_state(job: ReportJob) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for name, key, default in _KEYS:
         value = getattr(job, name)
-        if value != default or name == "account":
+        if value != default:
             out[key] = int(value) if isinstance(value, bool) else value
     if job.history:
         out["h"] = list(job.history)
@@ -86,7 +87,7 @@ def _job_from_state(item: Any) -> ReportJob:
     values = {name: item.get(key, default) for name, key, default in _KEYS}
     values["done"] = bool(values["done"])
     history = item.get("h") or ()
-    if not isinstance(values["retries"], int) or not all(isinstance(h, str) for h in history):
+    if not isinstance(history, list | tuple) or not all(isinstance(h, str) for h in history):
         raise ValueError(f"job {item!r}")
     return ReportJob(**values, history=tuple(history))
 

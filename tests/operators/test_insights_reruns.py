@@ -204,3 +204,19 @@ def test_a_cleared_task_that_gave_up_on_a_range_starts_it_again(graph_conn: Emul
         "Job Completed": 1,
     }
     assert [r["campaign_id"] for r in rows] == camps
+
+
+@pytest.mark.parametrize(
+    "garbage",
+    [{"v": 99, "jobs": []}, ["not", "a", "plan"], {"v": 1, "request": None, "jobs": "x"}],
+    ids=["other format", "a list", "other request"],
+)
+def test_an_unreadable_state_starts_new_runs(graph_conn: EmulatorAdmin, garbage: Any) -> None:
+    """Duplicate runs cost quota, never rows: a state this version cannot read is replaced."""
+    make_campaigns(ACCOUNTS[0], 1)
+    ctx = context()
+    ctx["task_state_store"].data[STATE_KEY] = garbage
+    rows, _ = run(report(ad_account_ids=ACCOUNTS[0]), ctx)
+    assert len(rows) == 1
+    assert starts(graph_conn) == 1
+    assert stored_runs(ctx) == [r["id"] for r in report_runs(graph_conn)]
