@@ -100,7 +100,7 @@ class InsightsReportOperator(GraphOperator):
     )
     ui_color = "#e7f0fd"
     #: This try's plan in the task state store (None: no store, Airflow before 3.3).
-    _state: ReportRunState | None = None
+    _report_state: ReportRunState | None = None
 
     def __init__(
         self,
@@ -219,8 +219,8 @@ class InsightsReportOperator(GraphOperator):
         params = self._report_params()
         self._output()
         hook = self.hook
-        self._state = ReportRunState.of(context, accounts, params, self.log)
-        jobs = self._state.load() if self._state is not None else None
+        self._report_state = ReportRunState.of(context, accounts, params, self.log)
+        jobs = self._report_state.load() if self._report_state is not None else None
         if jobs is None:
             jobs = [ReportJob(account) for account in accounts]
         else:  # a later try: settle the runs an earlier try started, as a round would
@@ -243,7 +243,7 @@ class InsightsReportOperator(GraphOperator):
         plan = jobs_from_json(jobs)
         params = self._report_params()
         hook = self.hook
-        self._state = ReportRunState.of(context, self._accounts(), params, self.log)
+        self._report_state = ReportRunState.of(context, self._accounts(), params, self.log)
         plan = self._settle(hook, plan, runs, params)
         return self._wait(context, hook, plan, params, end_time)
 
@@ -265,8 +265,8 @@ class InsightsReportOperator(GraphOperator):
         return out
 
     def _save(self, jobs: list[ReportJob]) -> None:
-        if self._state is not None:
-            self._state.save(jobs)
+        if self._report_state is not None:
+            self._report_state.save(jobs)
 
     def _settle(
         self,
