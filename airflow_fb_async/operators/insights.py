@@ -3,7 +3,8 @@
 :class:`InsightsReportOperator` flow::
 
     check every argument (before any call)
-    start one report run per account          POST act_<id>/insights -> report_run_id
+    a later try: read the runs an earlier try started (task state store, Airflow 3.3+), no new start
+    start one report run per account          POST act_<id>/insights -> report_run_id, saved at once
     one check of the runs (50 per call)       GET /?ids=...
       -> defer to AsyncReportRunTrigger       (deferrable), or run that trigger on the worker
     settle: completed runs are done; a Job Failed range over one day is split in halves; a Job
@@ -14,6 +15,7 @@
 
 Never a duplicate row: rows are read only once every range has a completed run, each run once, and
 the file is written under a temporary name and renamed at the end (a failed try leaves nothing).
+No run started twice across tries: see :mod:`airflow_fb_async.operators._insights_state`.
 """
 
 from __future__ import annotations
@@ -33,6 +35,8 @@ from airflow_fb_async.hooks.insights_plan import ReportJob, jobs_from_json, jobs
 from airflow_fb_async.jsonl import JsonlWriter, StoragePath, storage_path
 from airflow_fb_async.literals import parse_literal, parse_rendered_list
 from airflow_fb_async.operators._graph_operator import GraphOperator
+from airflow_fb_async.operators._insights_state import STATE_KEY as STATE_KEY
+from airflow_fb_async.operators._insights_state import ReportRunState, resume_runs
 from airflow_fb_async.operators._xcom import bounded_list, check_int, limit_message, to_xcom
 from airflow_fb_async.triggers.insights import AsyncReportRunTrigger
 from airflow_fb_async.waiting.errors import describe_error, is_retryable
@@ -95,6 +99,8 @@ class InsightsReportOperator(GraphOperator):
         *GraphOperator.template_fields,
     )
     ui_color = "#e7f0fd"
+    #: This try's plan in the task state store (None: no store, Airflow before 3.3).
+    _report_state: ReportRunState | None = None
 
     def __init__(
         self,
@@ -213,7 +219,13 @@ class InsightsReportOperator(GraphOperator):
         params = self._report_params()
         self._output()
         hook = self.hook
-        jobs = self._start(hook, [ReportJob(account) for account in accounts], params)
+        self._report_state = ReportRunState.of(context, accounts, params, self.log)
+        jobs = self._report_state.load() if self._report_state is not None else None
+        if jobs is None:
+            jobs = [ReportJob(account) for account in accounts]
+        else:  # a later try: settle the runs an earlier try started, as a round would
+            jobs = self._settle(hook, *resume_runs(hook, jobs, self.log), params)
+        jobs = self._start(hook, jobs, params)
         return self._wait(context, hook, jobs, params, self._end_time())
 
     def execute_complete(
@@ -231,24 +243,30 @@ class InsightsReportOperator(GraphOperator):
         plan = jobs_from_json(jobs)
         params = self._report_params()
         hook = self.hook
+        self._report_state = ReportRunState.of(context, self._accounts(), params, self.log)
         plan = self._settle(hook, plan, runs, params)
         return self._wait(context, hook, plan, params, end_time)
 
     def _start(self, hook: GraphHook, jobs: list[ReportJob], params: Mapping[str, Any]) -> list[ReportJob]:
-        """Start a run for every job without one (a ``time_range`` job replaces the preset)."""
-        out = []
-        for job in jobs:
+        """Start a run for every job without one (a ``time_range`` job replaces the preset); each
+        run id is saved in the task state store as soon as its start answered, before anything else."""
+        out = list(jobs)
+        for index, job in enumerate(out):
             if job.run_id is None and not job.done:
                 job_params = dict(params)
                 if job.time_range() is not None:
                     job_params.update(time_range=job.time_range(), date_preset=None)
-                run_id = hook.start_insights_report(job.account, job_params)
+                out[index] = job = replace(job, run_id=hook.start_insights_report(job.account, job_params))
+                self._save(out)
                 self.log.info(
-                    "insights: started report run %s for act_%s (%s)", run_id, job.account, job.range_text
+                    "insights: started report run %s for act_%s (%s)", job.run_id, job.account, job.range_text
                 )
-                job = replace(job, run_id=run_id)
-            out.append(job)
+        self._save(out)
         return out
+
+    def _save(self, jobs: list[ReportJob]) -> None:
+        if self._report_state is not None:
+            self._report_state.save(jobs)
 
     def _settle(
         self,

@@ -1,4 +1,5 @@
-"""DAG for tests/operators/test_insights.py: InsightsReportOperator across a real task retry.
+"""DAG for tests/operators/test_insights.py: InsightsReportOperator across a real task retry
+(try 2 reads the report runs try 1 started, kept in the task state store).
 
 The output path comes from the run's conf; ``retry_delay=0`` so the retry runs at once. Small pages
 (5 rows) so that a read can fail after the first page was written.
