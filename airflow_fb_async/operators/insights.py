@@ -35,7 +35,6 @@ from airflow_fb_async.hooks.insights_plan import ReportJob, jobs_from_json, jobs
 from airflow_fb_async.jsonl import JsonlWriter, StoragePath, storage_path
 from airflow_fb_async.literals import parse_literal, parse_rendered_list
 from airflow_fb_async.operators._graph_operator import GraphOperator
-from airflow_fb_async.operators._insights_state import STATE_KEY as STATE_KEY
 from airflow_fb_async.operators._insights_state import ReportRunState, resume_runs
 from airflow_fb_async.operators._xcom import bounded_list, check_int, limit_message, to_xcom
 from airflow_fb_async.triggers.insights import AsyncReportRunTrigger

@@ -17,7 +17,8 @@ import pytest
 from airflow.sdk.exceptions import TaskDeferred
 
 from airflow_fb_async.exceptions import GraphAPIError, GraphAuthError, InsightsReportError
-from airflow_fb_async.operators.insights import STATE_KEY, InsightsReportOperator
+from airflow_fb_async.operators._insights_state import STATE_KEY
+from airflow_fb_async.operators.insights import InsightsReportOperator
 from tests.emu_admin import EmulatorAdmin
 from tests.operators.test_async_batch import StubStore, StubTI
 from tests.operators.test_insights import (
