@@ -240,12 +240,7 @@ class Store:
     def public_objects(self, otype: str | None = None) -> list[dict[str, Any]]:
         """Copies of the stored objects (of ``otype``), with ``type`` and without private fields."""
         with self.lock:
-            return copy.deepcopy(
-                [
-                    {"type": o["_type"], **{k: v for k, v in o.items() if not k.startswith("_")}}
-                    for o in self.find(otype)
-                ]
-            )
+            return copy.deepcopy([{"type": o["_type"], **model.public(o)} for o in self.find(otype)])
 
     def reset(self, connections_open: int) -> None:
         """Empty the world (ids keep increasing) and start a new generation."""
