@@ -72,3 +72,13 @@ def test_unthrottle_all_accounts_ends_budget_blocks(graph: Graph, emu: EmulatorA
         assert error_of(graph.get(account))["code"] == 80004
     assert emu.unthrottle() == ["61", "62"]
     assert [graph.get(a).status_code for a in ("act_61", "act_62")] == [200, 200]
+
+
+def test_unthrottle_answers_only_ad_accounts(graph: Graph, emu: EmulatorAdmin) -> None:
+    emu.fault("throttle", path_regex="^/v25.0/me$")  # a call naming no ad account: an app-wide block
+    assert error_of(graph.get("me"))["code"] == 80004
+    assert error_of(graph.get("me"))["code"] == 80004  # still blocked
+    emu.fault("throttle", path_regex="act_63")
+    assert error_of(graph.get("act_63"))["code"] == 80004
+    assert emu.unthrottle() == ["63"]  # the app-wide block ends too, but it is no account
+    assert [graph.get(p).status_code for p in ("me", "act_63")] == [200, 200]
