@@ -84,9 +84,9 @@ def _advance_set(ctx: Context, s: dict[str, Any], rt: dict[str, Any]) -> None:
 
 def _advance(ctx: Context, s: dict[str, Any], rt: dict[str, Any]) -> None:
     store = ctx.store
-    every = [store.get(rid) or {} for rid in s["request_ids"]]
+    every: list[dict[str, Any]] = rt["requests"]
+    by_name: dict[str, dict[str, Any]] = rt["by_name"]
     reqs = every[rt["first_open"] :]
-    by_name = {r["name"]: r for r in every}
     any_ok = False
     any_wait = False
     for r in reqs:

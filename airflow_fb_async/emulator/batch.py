@@ -200,15 +200,12 @@ def _run_entry(
     return ctx.execute(call), call
 
 
-def accounts_of_entries(ctx: Context, top: Call) -> list[str | None]:
-    """The ad accounts a whole batch names (for a throttle fault that blocks them all)."""
+def accounts_of_entries(ctx: Context, entries: list[dict[str, Any]]) -> list[str | None]:
+    """The ad accounts a whole batch's (parsed) entries name (for a throttle fault that blocks them all)."""
     out: list[str | None] = []
-    try:
-        for e in parse_entries(top.params.get("batch")):
-            _version, path, query = split_relative_url(str(e["relative_url"]))
-            for acc in ctx.accounts_of(Call(method="GET", path=path, params=query)):
-                if acc not in out:
-                    out.append(acc)
-    except GraphError:
-        pass
+    for e in entries:
+        _version, path, query = split_relative_url(str(e["relative_url"]))
+        for acc in ctx.accounts_of(Call(method="GET", path=path, params=query)):
+            if acc not in out:
+                out.append(acc)
     return [a for a in out if a is not None] or [None]

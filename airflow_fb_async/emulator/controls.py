@@ -41,7 +41,8 @@ def unthrottle(ctx: Context, payload: dict[str, Any]) -> dict[str, Any]:
         else:
             ended = usage.blocked_accounts()
             usage.reset()
-    return {"unblocked": sorted(str(a) for a in ended)}
+    # A call that names no ad account is blocked under ``None`` (app-wide): ended, but no account.
+    return {"unblocked": sorted(a for a in ended if a is not None)}
 
 
 def async_step(ctx: Context, payload: dict[str, Any]) -> dict[str, Any]:

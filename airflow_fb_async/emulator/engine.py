@@ -240,7 +240,7 @@ class Engine:
         if ftype == "drop_before":
             return self._drop(log, ftype)
         if fault is not None and ftype in ANSWERED_BY_FAULT:
-            resp = self._fault_answer(call, kind, fault)
+            resp = self._fault_answer(call, kind, fault, entries)
         else:
             if ftype == "empty_page":
                 store.count_in("faults_injected", "empty_page")
@@ -288,14 +288,19 @@ class Engine:
             traceback.print_exc(file=sys.stderr)
             return self.error_resp(call, internal_error())
 
-    def _fault_answer(self, call: Call, kind: str, fault: dict[str, Any]) -> Resp:
-        """The answer of a fault that stands in for the work (:data:`ANSWERED_BY_FAULT`)."""
+    def _fault_answer(
+        self, call: Call, kind: str, fault: dict[str, Any], entries: list[dict[str, Any]] | None
+    ) -> Resp:
+        """The answer of a fault that stands in for the work (:data:`ANSWERED_BY_FAULT`);
+        ``entries``: a batch's parsed entries (None when it is no batch or did not parse)."""
         ftype = fault["type"]
         self.store.count_in("faults_injected", ftype)
         if ftype == "throttle":
             with self.lock:
                 accounts = (
-                    batch.accounts_of_entries(self, call) if kind == "batch" else self.accounts_of(call)
+                    batch.accounts_of_entries(self, entries or [])
+                    if kind == "batch"
+                    else self.accounts_of(call)
                 )
                 seconds = int(fault["regain_minutes"]) * float(self.cfg["regain_unit_seconds"])
                 for acc in accounts:

@@ -14,6 +14,8 @@ import random
 import re
 from typing import Any
 
+from .model import public
+
 FAULT_TYPES = (
     "500",
     "throttle",
@@ -140,14 +142,10 @@ class FaultQueue:
         if ftype == "entry_error_after_commit":
             fault["entries"], fault["entry_regex"] = _entry_selector(spec)
         self.queue.append(fault)
-        return self.public(fault)
-
-    @staticmethod
-    def public(fault: dict[str, Any]) -> dict[str, Any]:
-        return {k: v for k, v in fault.items() if not k.startswith("_")}
+        return public(fault)
 
     def listing(self) -> list[dict[str, Any]]:
-        return [self.public(f) for f in self.queue]
+        return [public(f) for f in self.queue]
 
     def set_random(self, spec: dict[str, Any] | None) -> None:
         """Set (or turn off) random faults; the call ordinals start again from here."""

@@ -23,7 +23,7 @@ from .core import (
     parse_list_param,
 )
 from .errors import GraphError, bad_json, missing_field, param_error, unknown_object
-from .views import paginate, public, render, resolve
+from .views import paginate, render, resolve
 
 if TYPE_CHECKING:
     from .context import Context
@@ -251,7 +251,7 @@ def create(ctx: Context, call: Call, account: dict[str, Any]) -> dict[str, Any]:
         }
     )
     if parse_bool(params.get("redownload")):
-        return public(obj)
+        return model.public(obj)
     return {"id": obj["id"]}
 
 
@@ -318,7 +318,7 @@ def update(ctx: Context, call: Call, obj: dict[str, Any]) -> dict[str, Any]:
         fields["effective_status"] = fields["status"]
     ctx.store.update(obj, {**fields, "updated_time": now_iso()})
     if parse_bool(call.params.get("redownload")):
-        return {"success": True, **public(obj)}
+        return {"success": True, **model.public(obj)}
     return {"success": True}
 
 

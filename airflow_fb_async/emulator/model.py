@@ -1,5 +1,5 @@
-"""What the emulator stores: the node types, their Graph names and default fields, and the status
-vocabulary of async requests and report runs.
+"""What the emulator stores: the node types, their Graph names and default fields, what of a stored
+object is public (:func:`public`), and the status vocabulary of async requests and report runs.
 
 A leaf module (it imports nothing of the emulator), so the store, the views and every handler can
 share these names without importing each other.
@@ -52,6 +52,12 @@ DEFAULT_FIELDS = {
 }
 #: Fields of a node type a view shows when ``fields`` is not given.
 FALLBACK_FIELDS = ["id", "name"]
+
+
+def public(obj: dict[str, Any]) -> dict[str, Any]:
+    """``obj`` without its private fields (names starting with ``_``: type tag, runtime, caches)."""
+    return {k: v for k, v in obj.items() if not k.startswith("_")}
+
 
 # ---------------------------------------------------------------- async requests
 

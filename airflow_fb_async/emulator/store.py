@@ -157,10 +157,22 @@ class Store:
 
     def set_runtime(self, set_id: str, now: float) -> dict[str, Any]:
         """The processing record of an active set, which the processor updates in place: pace
-        ``credit``, ``last`` tick, ``first_open`` (requests before it are all terminal). Not saved
-        (a restarted emulator starts a fresh one); dropped by :meth:`set_done` and :meth:`reset`."""
+        ``credit``, ``last`` tick, ``first_open`` (requests before it are all terminal), and the
+        set's stored request objects in order (``requests``) and by name (``by_name``), looked up
+        once instead of on every tick. Not saved (a restarted emulator starts a fresh one); dropped
+        by :meth:`set_done`, :meth:`reset` and :meth:`restore`."""
         with self.lock:
-            return self._set_runtime.setdefault(set_id, {"credit": 0.0, "last": now, "first_open": 0})
+            rt = self._set_runtime.get(set_id)
+            if rt is None:
+                requests = [self._objects[rid] for rid in self._objects[set_id]["request_ids"]]
+                rt = self._set_runtime[set_id] = {
+                    "credit": 0.0,
+                    "last": now,
+                    "first_open": 0,
+                    "requests": requests,
+                    "by_name": {r["name"]: r for r in requests},
+                }
+            return rt
 
     def set_done(self, set_id: str) -> None:
         """Take a set out of processing (complete, or gone)."""
@@ -240,12 +252,7 @@ class Store:
     def public_objects(self, otype: str | None = None) -> list[dict[str, Any]]:
         """Copies of the stored objects (of ``otype``), with ``type`` and without private fields."""
         with self.lock:
-            return copy.deepcopy(
-                [
-                    {"type": o["_type"], **{k: v for k, v in o.items() if not k.startswith("_")}}
-                    for o in self.find(otype)
-                ]
-            )
+            return copy.deepcopy([{"type": o["_type"], **model.public(o)} for o in self.find(otype)])
 
     def reset(self, connections_open: int) -> None:
         """Empty the world (ids keep increasing) and start a new generation."""
@@ -284,6 +291,7 @@ class Store:
             self._accounts = {a["account_id"]: a for a in data.get("accounts", [])}
             self._objects = {o["id"]: o for o in data.get("objects", [])}
             self._notifications = list(data.get("notifications", []))
+            self._set_runtime.clear()  # it holds the replaced request objects
             self._active_sets = {s["id"] for s in self.find(model.SET_TYPE) if not model.is_completed(s)}
             self._active_reports = {
                 r["id"]: now for r in self.find(model.RUN_TYPE) if r["async_status"] in model.UNFINISHED_RUN

@@ -45,11 +45,6 @@ def select(obj: dict[str, Any], fields: list[str] | None, default: list[str]) ->
     return out
 
 
-def public(obj: dict[str, Any]) -> dict[str, Any]:
-    """An object without its private (``_``) fields."""
-    return {k: v for k, v in obj.items() if not k.startswith("_")}
-
-
 def set_view(s: dict[str, Any]) -> dict[str, Any]:
     """Every field a request set can show (counts computed from its tally)."""
     return {
@@ -86,7 +81,7 @@ def render(obj: dict[str, Any], fields: list[str] | None) -> dict[str, Any]:
     elif otype == model.REQUEST_TYPE:
         view = request_view(obj)
     else:
-        view = public(obj)
+        view = model.public(obj)
     return select(view, fields, model.DEFAULT_FIELDS.get(otype, model.FALLBACK_FIELDS))
 
 

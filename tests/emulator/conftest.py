@@ -85,6 +85,18 @@ class Graph:
         )
 
 
+def camp_requests(n: int, account: str = "act_5") -> list[dict[str, str]]:
+    """``n`` campaign-creating requests (``r0``, ``r1``...) for an async request set's ``adbatch``."""
+    return [
+        {
+            "name": f"r{i}",
+            "relative_url": f"{account}/campaigns",
+            "body": f"name=c{i}&objective=OUTCOME_SALES",
+        }
+        for i in range(n)
+    ]
+
+
 def error_of(resp: requests.Response, status: int = 400) -> dict[str, Any]:
     assert resp.status_code == status, (resp.status_code, resp.text)
     body = resp.json()

@@ -9,25 +9,14 @@ from typing import Any
 from tests.emu_admin import EmulatorAdmin
 from tests.waits import wait_for
 
-from .conftest import Graph, error_of
+from .conftest import Graph, camp_requests, error_of
 
 CAMP_BODY = "name=c&objective=OUTCOME_SALES"
 
 
-def _camps(n: int, account: str = "act_5") -> list[dict[str, str]]:
-    return [
-        {
-            "name": f"r{i}",
-            "relative_url": f"{account}/campaigns",
-            "body": f"name=c{i}&objective=OUTCOME_SALES",
-        }
-        for i in range(n)
-    ]
-
-
 def test_create_process_and_read_set(graph: Graph, emu: EmulatorAdmin) -> None:
     emu.config(async_pace=0)
-    set_id = graph.create_set("act_5", _camps(3), name="first")
+    set_id = graph.create_set("act_5", camp_requests(3), name="first")
     assert emu.counters()["request_sets_created"] == 1
     assert emu.counters()["calls_by_kind"]["async_batch_create"] == 1
     view = graph.ok(graph.get(set_id))
@@ -53,14 +42,14 @@ def test_create_process_and_read_set(graph: Graph, emu: EmulatorAdmin) -> None:
     ]
     camp_ids = [o["id"] for o in emu.objects("campaign")]
     assert [r["result"] for r in reqs] == [{"id": c} for c in camp_ids]
-    assert reqs[0]["input"] == _camps(3)[0]
+    assert reqs[0]["input"] == camp_requests(3)[0]
     assert reqs[0]["async_request_set"] == {"id": set_id}
     assert {r["status"] for r in reqs} == {"SUCCESS"}
 
 
 def test_pace_controls_processing_speed(graph: Graph, emu: EmulatorAdmin) -> None:
     emu.config(async_pace=0)  # paused: only async_step moves the set
-    set_id = graph.create_set("act_5", _camps(8))
+    set_id = graph.create_set("act_5", camp_requests(8))
     assert emu.async_step(3)[set_id]["success_count"] == 3
     mid = graph.ok(graph.get(set_id, fields="success_count,initial_count,in_progress_count,is_completed"))
     assert mid == {
@@ -148,11 +137,11 @@ def test_status_filters_pagination_and_other_edges(graph: Graph, emu: EmulatorAd
 
 
 def test_asyncadrequestsets_is_completed_filter(graph: Graph, emu: EmulatorAdmin) -> None:
-    done = graph.create_set("act_7", _camps(1, "act_7"), name="done")
+    done = graph.create_set("act_7", camp_requests(1, "act_7"), name="done")
     graph.wait_set(done)
     emu.config(async_pace=0)
-    pending = graph.create_set("act_7", _camps(1, "act_7"), name="pending")
-    graph.create_set("act_8", _camps(1, "act_8"), name="other account")
+    pending = graph.create_set("act_7", camp_requests(1, "act_7"), name="pending")
+    graph.create_set("act_8", camp_requests(1, "act_8"), name="other account")
     listed = graph.ok(graph.get("act_7/asyncadrequestsets"))["data"]
     assert [s["id"] for s in listed] == [done, pending]
     assert set(listed[0]) == {"id", "owner_id", "name", "is_completed"}
@@ -163,7 +152,7 @@ def test_asyncadrequestsets_is_completed_filter(graph: Graph, emu: EmulatorAdmin
 
 
 def test_create_validation(graph: Graph, emu: EmulatorAdmin) -> None:
-    ok_batch = json.dumps(_camps(1))
+    ok_batch = json.dumps(camp_requests(1))
     cases: list[dict[str, Any]] = [
         {"adbatch": ok_batch},
         {"name": "n"},
@@ -171,8 +160,8 @@ def test_create_validation(graph: Graph, emu: EmulatorAdmin) -> None:
         {"name": "n", "adbatch": "[]"},
         {"name": "n", "adbatch": json.dumps([{"name": "a", "relative_url": "act_1/campaigns"}])},
         {"name": "n", "adbatch": json.dumps([{"name": "a", "relative_url": "act_1/campaigns", "body": 5}])},
-        {"name": "n", "adbatch": json.dumps(_camps(1) + _camps(1))},
-        {"name": "n", "adbatch": json.dumps(_camps(1001))},
+        {"name": "n", "adbatch": json.dumps(camp_requests(1) + camp_requests(1))},
+        {"name": "n", "adbatch": json.dumps(camp_requests(1001))},
         {"name": "n", "adbatch": ok_batch, "notification_mode": "SOMETIMES"},
         {"name": "n", "adbatch": ok_batch, "notification_uri": "https://example.com/hook"},
         {"name": "n", "adbatch": ok_batch, "notification_uri": "ftp://127.0.0.1/x"},
@@ -181,12 +170,12 @@ def test_create_validation(graph: Graph, emu: EmulatorAdmin) -> None:
         err = error_of(graph.post("act_1/async_batch_requests", data))
         assert err["code"] == 100, data
     assert emu.counters()["request_sets_created"] == 0
-    assert graph.create_set("act_1", _camps(1000)) is not None
+    assert graph.create_set("act_1", camp_requests(1000)) is not None
 
 
 def test_update_and_cancel(graph: Graph, emu: EmulatorAdmin) -> None:
     emu.config(async_pace=0)
-    set_id = graph.create_set("act_5", _camps(4), name="old")
+    set_id = graph.create_set("act_5", camp_requests(4), name="old")
     assert graph.ok(graph.post(set_id, {"name": "New Name", "notification_mode": "OFF"})) == {"success": True}
     assert graph.ok(graph.get(set_id))["name"] == "New Name"
     reqs = graph.ok(graph.get(f"{set_id}/requests"))["data"]
@@ -224,7 +213,7 @@ def test_notification_on_complete_and_update_after_sent(graph: Graph, emu: Emula
         uri = f"http://127.0.0.1:{server.server_port}/hook"
         set_id = graph.create_set(
             "act_5",
-            [*_camps(2), {"name": "bad", "relative_url": "act_5/campaigns", "body": "name=x"}],
+            [*camp_requests(2), {"name": "bad", "relative_url": "act_5/campaigns", "body": "name=x"}],
             notification_uri=uri,
             notification_mode="ON_COMPLETE",
         )
@@ -260,7 +249,7 @@ def test_notification_on_complete_and_update_after_sent(graph: Graph, emu: Emula
         assert graph.ok(graph.post(set_id, {"name": "renamed after"})) == {"success": True}
         # a set without notification never notifies
         quiet = graph.wait_set(
-            graph.create_set("act_5", _camps(1), notification_mode="OFF", notification_uri=uri)
+            graph.create_set("act_5", camp_requests(1), notification_mode="OFF", notification_uri=uri)
         )
         assert quiet["notification_status"] == "not_sent"  # decided when it completed, not later
         assert len(emu.notifications()) == 1
@@ -273,7 +262,7 @@ def test_cancel_leaves_requests_in_progress_to_finish(graph: Graph, emu: Emulato
     """DELETE <set> cancels what has not started; what is in progress ends SUCCESS/ERROR, and the set
     completes when it does. ``async_hold_in_progress`` keeps started requests running meanwhile."""
     emu.config(async_pace=0, async_hold_in_progress=True)
-    set_id = graph.create_set("act_5", _camps(300))
+    set_id = graph.create_set("act_5", camp_requests(300))
     assert emu.async_step(3)[set_id]["in_progress_count"] == 3
     assert graph.ok(graph.delete(set_id)) == {"success": True}
     reqs = graph.ok(graph.get(f"{set_id}/requests", fields="id,status", limit=500))["data"]

@@ -7,20 +7,13 @@ import requests
 
 from tests.emu_admin import EmulatorAdmin
 
-from .conftest import Graph, error_of
-
-
-def _camps(n: int) -> list[dict[str, str]]:
-    return [
-        {"name": f"r{i}", "relative_url": "act_5/campaigns", "body": f"name=c{i}&objective=OUTCOME_SALES"}
-        for i in range(n)
-    ]
+from .conftest import Graph, camp_requests, error_of
 
 
 def test_async_step_starts_exactly_n_requests_per_set(graph: Graph, emu: EmulatorAdmin) -> None:
     emu.config(async_pace=0)
-    a = graph.create_set("act_5", _camps(5), name="a")
-    b = graph.create_set("act_5", _camps(2), name="b")
+    a = graph.create_set("act_5", camp_requests(5), name="a")
+    b = graph.create_set("act_5", camp_requests(2), name="b")
     stepped = emu.async_step(3)
     assert {k: (v["success_count"], v["initial_count"]) for k, v in stepped.items()} == {a: (3, 2), b: (2, 0)}
     assert stepped[b]["is_completed"] is True
@@ -34,7 +27,7 @@ def test_async_step_starts_exactly_n_requests_per_set(graph: Graph, emu: Emulato
 def test_async_step_dependencies_and_hold(graph: Graph, emu: EmulatorAdmin) -> None:
     emu.config(async_pace=0, async_hold_in_progress=True)
     adbatch = [
-        *_camps(1),
+        *camp_requests(1),
         {"name": "adset", "relative_url": "act_5/adsets", "body": "name=s&campaign_id={result=r0:$.id}"},
     ]
     set_id = graph.create_set("act_5", adbatch)
@@ -72,3 +65,13 @@ def test_unthrottle_all_accounts_ends_budget_blocks(graph: Graph, emu: EmulatorA
         assert error_of(graph.get(account))["code"] == 80004
     assert emu.unthrottle() == ["61", "62"]
     assert [graph.get(a).status_code for a in ("act_61", "act_62")] == [200, 200]
+
+
+def test_unthrottle_answers_only_ad_accounts(graph: Graph, emu: EmulatorAdmin) -> None:
+    emu.fault("throttle", path_regex="^/v25.0/me$")  # a call naming no ad account: an app-wide block
+    assert error_of(graph.get("me"))["code"] == 80004
+    assert error_of(graph.get("me"))["code"] == 80004  # still blocked
+    emu.fault("throttle", path_regex="act_63")
+    assert error_of(graph.get("act_63"))["code"] == 80004
+    assert emu.unthrottle() == ["63"]  # the app-wide block ends too, but it is no account
+    assert [graph.get(p).status_code for p in ("me", "act_63")] == [200, 200]

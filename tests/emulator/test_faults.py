@@ -82,6 +82,18 @@ def test_fault_throttle_blocks_the_account(graph: Graph, emu: EmulatorAdmin) -> 
     assert emu.counters()["throttled_calls"] == 1  # the call made during the block
 
 
+def test_fault_throttle_on_a_batch_blocks_every_account_it_names(graph: Graph, emu: EmulatorAdmin) -> None:
+    emu.fault("throttle", regain_minutes=2)
+    entries = [{"method": "GET", "relative_url": a} for a in ("act_81/campaigns", "act_82", "act_81")]
+    resp = graph.batch(entries)
+    assert error_of(resp)["code"] == 80004
+    assert set(json.loads(resp.headers["X-Business-Use-Case-Usage"])) == {"81", "82"}
+    assert emu.counters()["batch_entries"] == 0  # answered by the fault: no entry ran
+    assert [error_of(graph.get(a))["code"] for a in ("act_81", "act_82")] == [80004, 80004]
+    assert graph.get("act_83").status_code == 200
+    assert emu.unthrottle() == ["81", "82"]
+
+
 def test_fault_empty_page_continues(emu: EmulatorAdmin, url_token: str) -> None:
     graph = Graph(emu.url, token=url_token)
     ids = [graph.create("act_1", "campaigns", **CAMP) for _ in range(3)]
