@@ -14,7 +14,6 @@ Used by ``AsyncRequestResultsOperator`` (results files) and the file-fed ``Graph
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import uuid
@@ -98,15 +97,6 @@ def iter_lines(
             except ValueError as err:
                 raise GraphInputError(f"{what} {path}: not a JSON value ({err})", line=number) from None
             yield number, start, value
-
-
-def file_sha256(path: StoragePath) -> str:
-    """SHA-256 of the file's bytes, read in 1 MiB blocks."""
-    digest = hashlib.sha256()
-    with open_binary(path, "rb") as fh:
-        while block := fh.read(1 << 20):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def remove_quietly(path: StoragePath) -> None:

@@ -7,11 +7,12 @@ with a message naming what was awaited and the last state seen.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import functools
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from typing import Any, TypeVar
 
 import requests
@@ -41,6 +42,24 @@ def wait_for(
         if time.monotonic() >= deadline:
             raise AssertionError(f"gave up after {timeout:g} s waiting for {what}; last seen: {seen!r}")
         time.sleep(interval)
+
+
+async def async_wait_for(
+    probe: Callable[[], Awaitable[T]],
+    done: Callable[[T], bool],
+    what: str,
+    timeout: float = DEADLINE,
+    interval: float = 0.02,
+) -> T:
+    """:func:`wait_for` for a coroutine probe, inside a running event loop (awaits between probes)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        seen = await probe()
+        if done(seen):
+            return seen
+        if time.monotonic() >= deadline:
+            raise AssertionError(f"gave up after {timeout:g} s waiting for {what}; last seen: {seen!r}")
+        await asyncio.sleep(interval)
 
 
 def read_set(emu: EmulatorAdmin, set_id: str, fields: str = SET_FIELDS) -> dict[str, Any]:

@@ -131,16 +131,6 @@ def validate_max_set_size(max_set_size: Any) -> int:
 
 
 # --------------------------------------------------------------------------------------------------
-# References (body encoding: :mod:`airflow_fb_async.hooks.encoding`)
-# --------------------------------------------------------------------------------------------------
-
-
-def find_references(*texts: str) -> list[str]:
-    """Names referenced by ``{result=NAME:...}`` in the texts (raw or percent-encoded), in order, unique."""
-    return reference_names(*texts)
-
-
-# --------------------------------------------------------------------------------------------------
 # Requests: validation, splitting, naming
 # --------------------------------------------------------------------------------------------------
 
@@ -199,7 +189,7 @@ def validate_requests(requests: Any) -> tuple[list[dict[str, str]], list[list[in
         relative_url = request["relative_url"]
         encoded = encode_body(body, index=index, name=req_name)
         mine: list[int] = []
-        for ref in find_references(relative_url, encoded):
+        for ref in reference_names(relative_url, encoded):
             if ref == req_name:
                 raise GraphInputError("references its own result", index=index, name=req_name)
             if ref not in index_by_name:

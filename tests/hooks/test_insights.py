@@ -19,7 +19,7 @@ from airflow_fb_async.hooks.insights import (
 )
 from airflow_fb_async.hooks.insights_plan import split_range
 from tests.emu_admin import EmulatorAdmin
-from tests.waits import DEADLINE, wait_for
+from tests.waits import async_wait_for, wait_for
 
 ACT = "act_4242"
 JAN = {"since": "2025-01-01", "until": "2025-01-20"}
@@ -112,10 +112,11 @@ def test_async_twins_start_wait_and_read(graph_conn: EmulatorAdmin) -> None:
             run_id = await ahook.start_insights_report(
                 "77", {"level": "campaign", "date_preset": "yesterday"}
             )
-            deadline = time.monotonic() + DEADLINE  # a safety net, not a timing assumption
-            while not report_run_done((runs := await ahook.get_report_runs(run_id))[run_id]):
-                assert time.monotonic() < deadline, f"report run {run_id} did not end: {runs}"
-                await asyncio.sleep(0.01)
+            runs = await async_wait_for(
+                lambda: ahook.get_report_runs(run_id),
+                lambda runs: report_run_done(runs[run_id]),
+                f"report run {run_id} to end",
+            )
             return run_id, runs[run_id], [row async for row in ahook.iter_report_rows(run_id)]
 
     run_id, run, rows = asyncio.run(walk())

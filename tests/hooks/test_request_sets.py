@@ -16,6 +16,7 @@ from airflow_fb_async.hooks import request_set_plan as rsp
 from airflow_fb_async.hooks import request_sets as rs
 from airflow_fb_async.hooks.encoding import encode_body
 from airflow_fb_async.hooks.ids import normalize_ad_account_id
+from airflow_fb_async.hooks.references import reference_names
 from tests.conftest import TEST_TOKEN
 
 
@@ -69,12 +70,12 @@ def test_references_stay_verbatim_in_encoded_bodies() -> None:
     encoded = encode_body({"adset_id": "{result=s1:$.id}", "creative": {"creative_id": "{result=cr:$.id}"}})
     assert "adset_id={result=s1:$.id}" in encoded
     assert "{result=cr:$.id}" in encoded
-    assert rsp.find_references(encoded) == ["s1", "cr"]
+    assert reference_names(encoded) == ["s1", "cr"]
 
 
 def test_find_references_reads_percent_encoded_references() -> None:
     text = "adset_id=" + urllib.parse.quote("{result=my set:$.id}", safe="")
-    assert rsp.find_references(text) == ["my set"]
+    assert reference_names(text) == ["my set"]
 
 
 # ------------------------------------------------------------------------------------------------
