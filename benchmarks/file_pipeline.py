@@ -33,11 +33,8 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from results import TOKEN, _reset_peak, _status_kb, admin, start_emulator, stop_emulator
+from _common import ROOT, admin, graph_conn, reset_peak, start_emulator, status_kb, stop_emulator
 
-ROOT = Path(__file__).resolve().parent.parent
-API = "v25.0"
 ACCOUNT = "act_100000"
 
 
@@ -77,16 +74,16 @@ def run_steps(url: str, source: str, out_dir: str, page_size: int) -> list[dict[
 
     context: dict[str, Any] = {"ti": _TI(), "task_state_store": _Store()}
     steps: list[dict[str, Any]] = []
-    start_kb = _status_kb("VmRSS")  # after the imports, before the first step
+    start_kb = status_kb("VmRSS")  # after the imports, before the first step
 
     def step(name: str, op: Any) -> Any:
         seq = last_seq(url)
-        _reset_peak()
-        base = _status_kb("VmRSS")
+        reset_peak()
+        base = status_kb("VmRSS")
         started = time.perf_counter()
         value = op.execute(context)
         seconds = time.perf_counter() - started
-        hwm = _status_kb("VmHWM")
+        hwm = status_kb("VmHWM")
         steps.append(
             {
                 "growth_since_start_mb": (hwm - start_kb) / 1024,
@@ -153,7 +150,7 @@ def main() -> int:
 
     home = tempfile.mkdtemp(prefix="fb_bench_file_")
     work = tempfile.mkdtemp(prefix="fb_bench_file_out_")
-    proc, url = start_emulator()
+    proc, url = start_emulator("--async-pace", "100000")
     try:
         env = dict(os.environ)
         env.update(
@@ -162,14 +159,7 @@ def main() -> int:
                 "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
                 "AIRFLOW__CORE__UNIT_TEST_MODE": "True",
                 "AIRFLOW__LOGGING__LOGGING_LEVEL": "WARNING",
-                "AIRFLOW_CONN_FACEBOOK_GRAPH_DEFAULT": json.dumps(
-                    {
-                        "conn_type": "facebook_graph",
-                        "host": url,
-                        "password": TOKEN,
-                        "extra": {"api_version": API, "page_size": args.page_size},
-                    }
-                ),
+                "AIRFLOW_CONN_FACEBOOK_GRAPH_DEFAULT": graph_conn(url, page_size=args.page_size),
             }
         )
         # A pace of 500 requests a second per set: the sets take about 2 s, so the wait has rounds.
