@@ -100,6 +100,22 @@ def create_sets(url: str, n_sets: int, per_set: int) -> list[str]:
     return ids
 
 
+# ---------------------------------------------------------------------- operators outside a DAG run
+
+
+class StubTI:
+    """The task-instance attributes an operator reads when a benchmark calls ``execute`` outside a DAG
+    run; XCom pushes are dropped (the benchmark measures the returned value itself)."""
+
+    dag_id, run_id, map_index = "bench", "bench__1", -1
+
+    def __init__(self, task_id: str) -> None:
+        self.task_id = task_id
+
+    def xcom_push(self, key: str, value: Any) -> None:
+        pass
+
+
 # ---------------------------------------------------------------------- memory
 
 

@@ -33,16 +33,9 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from _common import ROOT, admin, graph_conn, reset_peak, start_emulator, status_kb, stop_emulator
+from _common import ROOT, StubTI, admin, graph_conn, reset_peak, start_emulator, status_kb, stop_emulator
 
 ACCOUNT = "act_100000"
-
-
-class _TI:
-    dag_id, task_id, run_id, map_index = "bench", "step", "bench__1", -1
-
-    def xcom_push(self, key: str, value: Any) -> None:
-        pass
 
 
 class _Store(dict[str, Any]):
@@ -72,7 +65,7 @@ def run_steps(url: str, source: str, out_dir: str, page_size: int) -> list[dict[
     from airflow_fb_async.operators.results import AsyncRequestResultsOperator
     from airflow_fb_async.sensors.async_request_set import AsyncRequestSetSensor
 
-    context: dict[str, Any] = {"ti": _TI(), "task_state_store": _Store()}
+    context: dict[str, Any] = {"ti": StubTI("step"), "task_state_store": _Store()}
     steps: list[dict[str, Any]] = []
     start_kb = status_kb("VmRSS")  # after the imports, before the first step
 

@@ -35,16 +35,9 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from _common import ROOT, admin, graph_conn, reset_peak, start_emulator, status_kb, stop_emulator
+from _common import ROOT, StubTI, admin, graph_conn, reset_peak, start_emulator, status_kb, stop_emulator
 
 CONN_ID = "facebook_graph_default"
-
-
-class _TI:
-    dag_id, task_id, run_id, map_index = "bench", "insights", "bench__1", -1
-
-    def xcom_push(self, key: str, value: Any) -> None:
-        pass
 
 
 # ---------------------------------------------------------------------- 1. calls per round
@@ -163,7 +156,7 @@ def rows_to_jsonl(url: str, campaigns: int, days: int, page_size: int) -> None:
         poll_interval=1,
         page_size=page_size,
     )
-    context: Any = {"ti": _TI()}
+    context: Any = {"ti": StubTI("insights")}
     try:
         op.execute(context)
         raise RuntimeError("the operator did not defer")
