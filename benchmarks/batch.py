@@ -34,12 +34,8 @@ import json
 import math
 import os
 import queue
-import re
 import statistics
-import subprocess
-import sys
 import tempfile
-import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -47,36 +43,9 @@ from typing import Any
 from urllib.parse import quote
 
 import requests
+from _common import TOKEN, graph_conn, start_emulator, stop_emulator
 
-TOKEN = "bench-token-0123456789abcdef"
 ACCOUNT = "act_4242"
-
-
-def start_emulator(latency: float) -> tuple[subprocess.Popen[str], str]:
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "airflow_fb_async.emulator",
-            "--port",
-            "0",
-            "--latency",
-            str(latency),
-            "--token",
-            TOKEN,
-        ],
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    assert proc.stdout is not None
-    line = proc.stdout.readline()
-    match = re.search(r"https?://[^\s)]+", line)
-    if not match:
-        proc.terminate()
-        raise SystemExit(f"emulator did not print its URL: {line!r}")
-    # Keep draining its stdout so it never blocks on (or dies of) a full or closed pipe.
-    threading.Thread(target=proc.stdout.read, daemon=True).start()
-    return proc, match.group(0).rstrip("/")
 
 
 def http_calls(url: str) -> int:
@@ -274,11 +243,9 @@ def main() -> None:
 
     os.environ.setdefault("AIRFLOW_HOME", tempfile.mkdtemp(prefix="fb_async_bench_"))
     os.environ.setdefault("AIRFLOW__CORE__LOAD_EXAMPLES", "False")
-    proc, url = start_emulator(args.latency)
+    proc, url = start_emulator("--latency", str(args.latency))
     try:
-        os.environ["AIRFLOW_CONN_FACEBOOK_GRAPH_DEFAULT"] = json.dumps(
-            {"conn_type": "facebook_graph", "host": url, "password": TOKEN, "extra": {"api_version": "v25.0"}}
-        )
+        os.environ["AIRFLOW_CONN_FACEBOOK_GRAPH_DEFAULT"] = graph_conn(url)
         from airflow_fb_async.hooks.graph import GraphHook
         from airflow_fb_async.operators.batch import GraphBatchOperator
 
@@ -407,11 +374,7 @@ def main() -> None:
         )
         floor(url, ids, [float(x) for x in args.floor_latencies.split(",")], args.repeats, args.concurrency)
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        stop_emulator(proc)
 
 
 if __name__ == "__main__":

@@ -33,19 +33,9 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from results import TOKEN, _reset_peak, _status_kb, admin, start_emulator, stop_emulator
+from _common import ROOT, StubTI, admin, graph_conn, reset_peak, start_emulator, status_kb, stop_emulator
 
-ROOT = Path(__file__).resolve().parent.parent
-API = "v25.0"
 ACCOUNT = "act_100000"
-
-
-class _TI:
-    dag_id, task_id, run_id, map_index = "bench", "step", "bench__1", -1
-
-    def xcom_push(self, key: str, value: Any) -> None:
-        pass
 
 
 class _Store(dict[str, Any]):
@@ -75,18 +65,18 @@ def run_steps(url: str, source: str, out_dir: str, page_size: int) -> list[dict[
     from airflow_fb_async.operators.results import AsyncRequestResultsOperator
     from airflow_fb_async.sensors.async_request_set import AsyncRequestSetSensor
 
-    context: dict[str, Any] = {"ti": _TI(), "task_state_store": _Store()}
+    context: dict[str, Any] = {"ti": StubTI("step"), "task_state_store": _Store()}
     steps: list[dict[str, Any]] = []
-    start_kb = _status_kb("VmRSS")  # after the imports, before the first step
+    start_kb = status_kb("VmRSS")  # after the imports, before the first step
 
     def step(name: str, op: Any) -> Any:
         seq = last_seq(url)
-        _reset_peak()
-        base = _status_kb("VmRSS")
+        reset_peak()
+        base = status_kb("VmRSS")
         started = time.perf_counter()
         value = op.execute(context)
         seconds = time.perf_counter() - started
-        hwm = _status_kb("VmHWM")
+        hwm = status_kb("VmHWM")
         steps.append(
             {
                 "growth_since_start_mb": (hwm - start_kb) / 1024,
@@ -153,7 +143,7 @@ def main() -> int:
 
     home = tempfile.mkdtemp(prefix="fb_bench_file_")
     work = tempfile.mkdtemp(prefix="fb_bench_file_out_")
-    proc, url = start_emulator()
+    proc, url = start_emulator("--async-pace", "100000")
     try:
         env = dict(os.environ)
         env.update(
@@ -162,14 +152,7 @@ def main() -> int:
                 "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
                 "AIRFLOW__CORE__UNIT_TEST_MODE": "True",
                 "AIRFLOW__LOGGING__LOGGING_LEVEL": "WARNING",
-                "AIRFLOW_CONN_FACEBOOK_GRAPH_DEFAULT": json.dumps(
-                    {
-                        "conn_type": "facebook_graph",
-                        "host": url,
-                        "password": TOKEN,
-                        "extra": {"api_version": API, "page_size": args.page_size},
-                    }
-                ),
+                "AIRFLOW_CONN_FACEBOOK_GRAPH_DEFAULT": graph_conn(url, page_size=args.page_size),
             }
         )
         # A pace of 500 requests a second per set: the sets take about 2 s, so the wait has rounds.

@@ -35,19 +35,9 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from results import TOKEN, _reset_peak, _status_kb, admin, start_emulator, stop_emulator
+from _common import ROOT, StubTI, admin, graph_conn, reset_peak, start_emulator, status_kb, stop_emulator
 
-ROOT = Path(__file__).resolve().parent.parent
-API = "v25.0"
 CONN_ID = "facebook_graph_default"
-
-
-class _TI:
-    dag_id, task_id, run_id, map_index = "bench", "insights", "bench__1", -1
-
-    def xcom_push(self, key: str, value: Any) -> None:
-        pass
 
 
 # ---------------------------------------------------------------------- 1. calls per round
@@ -166,7 +156,7 @@ def rows_to_jsonl(url: str, campaigns: int, days: int, page_size: int) -> None:
         poll_interval=1,
         page_size=page_size,
     )
-    context: Any = {"ti": _TI()}
+    context: Any = {"ti": StubTI("insights")}
     try:
         op.execute(context)
         raise RuntimeError("the operator did not defer")
@@ -177,12 +167,12 @@ def rows_to_jsonl(url: str, campaigns: int, days: int, page_size: int) -> None:
         resume = dict(deferred.kwargs or {})
     print(f"  setup: {campaigns} campaigns, run of {days} days computed in {time.perf_counter() - t0:.1f} s")
 
-    rss_before = _status_kb("VmRSS")
-    exact_peak = _reset_peak()
+    rss_before = status_kb("VmRSS")
+    exact_peak = reset_peak()
     wall0, cpu0 = time.perf_counter(), time.process_time()
     result = op.execute_complete(context, event=event, **resume)
     wall, cpu = time.perf_counter() - wall0, time.process_time() - cpu0
-    growth_mb = (_status_kb("VmHWM") - rss_before) / 1024
+    growth_mb = (status_kb("VmHWM") - rss_before) / 1024
     rows = result["count"]
     size_mb = out.stat().st_size / 1e6
     lines = sum(1 for _ in out.open("rb"))
@@ -214,11 +204,9 @@ def main() -> int:
     os.environ.setdefault("AIRFLOW__CORE__UNIT_TEST_MODE", "True")
     os.environ.setdefault("AIRFLOW__LOGGING__LOGGING_LEVEL", "WARNING")
     sys.path.insert(0, str(ROOT))
-    proc, url = start_emulator()
+    proc, url = start_emulator("--async-pace", "100000")
     try:
-        os.environ["AIRFLOW_CONN_FACEBOOK_GRAPH_DEFAULT"] = json.dumps(
-            {"conn_type": "facebook_graph", "host": url, "password": TOKEN, "extra": {"api_version": API}}
-        )
+        os.environ["AIRFLOW_CONN_FACEBOOK_GRAPH_DEFAULT"] = graph_conn(url)
         admin(url, "config", {"usage_budget": 10**9})
         print(f"insights benchmark (emulator {url})")
         print(f"1. calls per poll round, {args.accounts} accounts (poll interval {args.poll_interval} s):")

@@ -25,7 +25,6 @@ import json
 import math
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -35,97 +34,20 @@ from pathlib import Path
 from typing import Any
 
 import requests
+from _common import (
+    API,
+    ROOT,
+    TOKEN,
+    admin,
+    create_sets,
+    graph_conn,
+    reset_peak,
+    start_emulator,
+    status_kb,
+    stop_emulator,
+)
 
-TOKEN = "bench-results-token-0123456789abcdef"
-API = "v25.0"
-ROOT = Path(__file__).resolve().parent.parent
-
-
-# ---------------------------------------------------------------------- memory
-
-
-def _status_kb(key: str) -> int:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith(key + ":"):
-            return int(line.split()[1])
-    raise RuntimeError(f"{key} not in /proc/self/status")
-
-
-def _reset_peak() -> bool:
-    try:
-        Path("/proc/self/clear_refs").write_text("5")
-        return True
-    except OSError:
-        return False
-
-
-# ---------------------------------------------------------------------- emulator
-
-
-def start_emulator() -> tuple[subprocess.Popen[str], str]:
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "airflow_fb_async.emulator",
-            "--port",
-            "0",
-            "--token",
-            TOKEN,
-            "--async-pace",
-            "100000",
-        ],
-        cwd=ROOT,
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    assert proc.stdout is not None
-    first = proc.stdout.readline()
-    url = next((w for w in first.split() if w.startswith("http")), "").rstrip("/.,")
-    if not url:
-        proc.kill()
-        raise RuntimeError(f"emulator did not print its URL: {first!r}")
-    return proc, url
-
-
-def stop_emulator(proc: subprocess.Popen[str]) -> None:
-    proc.send_signal(signal.SIGTERM)
-    try:
-        proc.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-
-
-def admin(url: str, path: str, body: dict[str, Any] | None = None) -> Any:
-    if body is None:
-        resp = requests.get(f"{url}/__admin/{path}", timeout=60)
-    else:
-        resp = requests.post(f"{url}/__admin/{path}", json=body, timeout=60)
-    resp.raise_for_status()
-    return resp.json() if resp.content else None
-
-
-def create_sets(url: str, n_sets: int, per_set: int) -> list[str]:
-    session = requests.Session()
-    ids = []
-    for s in range(n_sets):
-        account = f"act_{1000 + s}"  # one ad account per set keeps usage budgets apart
-        adbatch = [
-            {
-                "name": f"c{s}_{i}",
-                "relative_url": f"{account}/campaigns",
-                "body": f"name=b{s}_{i}&objective=OUTCOME_TRAFFIC",
-            }
-            for i in range(per_set)
-        ]
-        resp = session.post(
-            f"{url}/{API}/{account}/async_batch_requests",
-            data={"name": f"bench {s}", "adbatch": json.dumps(adbatch), "access_token": TOKEN},
-            timeout=120,
-        )
-        resp.raise_for_status()
-        ids.append(str(resp.json()["id"]))
-    return ids
+# ---------------------------------------------------------------------- setup
 
 
 def wait_completed(url: str, set_ids: list[str], timeout: float = 600) -> None:
@@ -163,12 +85,12 @@ def run_phase(mode: str, set_ids: list[str], out_dir: str, page_size: int, n_res
         kwargs["max_xcom_items"] = n_results + 1
     op = AsyncRequestResultsOperator(task_id=f"results_{mode}", **kwargs)
 
-    _reset_peak()
-    base_kb = _status_kb("VmRSS")
+    reset_peak()
+    base_kb = status_kb("VmRSS")
     started = time.perf_counter()
     out = op.execute({})
     elapsed = time.perf_counter() - started
-    peak_kb = _status_kb("VmHWM")
+    peak_kb = status_kb("VmHWM")
     summary = out if mode == "file" else {"count": len(out)}
     del out
     return {
@@ -224,17 +146,10 @@ def main() -> int:
         os.environ["AIRFLOW__LOGGING__LOGGING_LEVEL"] = "WARNING"
     sys.path.insert(0, str(ROOT))
 
-    proc, url = start_emulator()
+    proc, url = start_emulator("--async-pace", "100000")
     out_dir = ""
     try:
-        os.environ["AIRFLOW_CONN_FACEBOOK_GRAPH_DEFAULT"] = json.dumps(
-            {
-                "conn_type": "facebook_graph",
-                "host": url,
-                "password": TOKEN,
-                "extra": {"api_version": API, "page_size": args.page_size},
-            }
-        )
+        os.environ["AIRFLOW_CONN_FACEBOOK_GRAPH_DEFAULT"] = graph_conn(url, page_size=args.page_size)
         admin(url, "config", {"usage_budget": 10**9, "max_page_size": max(500, args.page_size)})
         n_results = args.sets * args.per_set
         t0 = time.perf_counter()

@@ -28,67 +28,15 @@ from __future__ import annotations
 import argparse
 import asyncio
 import gc
-import json
 import os
-import re
-import subprocess
 import sys
 import tempfile
-import threading
 import time
 from typing import Any
 
-import requests
+from _common import admin, create_sets, graph_conn, start_emulator, stop_emulator
 
-TOKEN = "bench-token-0123456789abcdef"
-ACCOUNT = "act_4242"
 PROBE_SLEEP = 0.01
-
-
-def start_emulator() -> tuple[subprocess.Popen[str], str]:
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "airflow_fb_async.emulator", "--port", "0", "--token", TOKEN],
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    assert proc.stdout is not None
-    line = proc.stdout.readline()
-    match = re.search(r"https?://[^\s)]+", line)
-    if not match:
-        proc.terminate()
-        raise SystemExit(f"emulator did not print its URL: {line!r}")
-    threading.Thread(target=proc.stdout.read, daemon=True).start()  # never block on a full pipe
-    return proc, match.group(0).rstrip("/")
-
-
-def create_sets(url: str, n_sets: int, per_set: int) -> list[str]:
-    """Request sets of ``per_set`` campaign creates each, over plain HTTP."""
-    ids = []
-    with requests.Session() as session:
-        for s in range(n_sets):
-            batch = [
-                {
-                    "name": f"c{s}_{i}",
-                    "relative_url": f"{ACCOUNT}/campaigns",
-                    "body": f"name=c{s}_{i}&objective=OUTCOME_TRAFFIC",
-                }
-                for i in range(per_set)
-            ]
-            resp = session.post(
-                f"{url}/v25.0/{ACCOUNT}/async_batch_requests",
-                data={"name": f"bench set {s}", "adbatch": json.dumps(batch)},
-                headers={"Authorization": f"OAuth {TOKEN}"},
-                timeout=60,
-            )
-            resp.raise_for_status()
-            ids.append(str(resp.json()["id"]))
-    return ids
-
-
-def admin(url: str, path: str, body: dict[str, Any] | None = None) -> Any:
-    if body is None:
-        return requests.get(f"{url}/__admin/{path}", timeout=30).json()
-    return requests.post(f"{url}/__admin/{path}", json=body, timeout=30).json()
 
 
 class Probe:
@@ -184,9 +132,7 @@ async def first_event(trigger: Any) -> dict[str, Any]:
 
 
 def conn_env(url: str, conn_id: str) -> None:
-    os.environ[f"AIRFLOW_CONN_{conn_id.upper()}"] = json.dumps(
-        {"conn_type": "facebook_graph", "host": url, "password": TOKEN, "extra": {"api_version": "v25.0"}}
-    )
+    os.environ[f"AIRFLOW_CONN_{conn_id.upper()}"] = graph_conn(url)
 
 
 async def idle_baseline(seconds: float) -> list[float]:
@@ -332,8 +278,7 @@ def main() -> int:
             conn_env(url, f"fb_bench_{i}")
         return asyncio.run(run(args, url))
     finally:
-        proc.terminate()
-        proc.wait(timeout=10)
+        stop_emulator(proc)
 
 
 if __name__ == "__main__":

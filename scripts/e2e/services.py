@@ -257,8 +257,3 @@ def airflow_cli(dep: AirflowDeployment, log: Path, *args: str, timeout: float = 
 def start_component(sup: Supervisor, dep: AirflowDeployment, name: str, *args: str, **env: str) -> Service:
     """Start one long-running Airflow component (``airflow <args>``) under the supervisor."""
     return sup.start(name, [str(AIRFLOW_BIN), *args], dep.component_env(**env), cwd=ROOT)
-
-
-def clean_dir(path: Path) -> None:
-    shutil.rmtree(path, ignore_errors=True)
-    path.mkdir(parents=True)
