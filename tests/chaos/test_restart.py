@@ -19,7 +19,7 @@ from airflow_fb_async.hooks.graph import GraphHook
 from airflow_fb_async.operators.async_batch import SubmitAsyncBatchOperator
 from airflow_fb_async.operators.results import AsyncRequestResultsOperator
 from airflow_fb_async.triggers.async_request_set import AsyncRequestSetTrigger
-from tests.chaos._support import PROFILE, by_name, ctx, rebuild_trigger, report
+from tests.chaos._support import PROFILE, by_name, ctx, multi_reads, rebuild_trigger, report, until_polled
 from tests.conftest import CONN_ENV, FAST_REGAIN_UNIT_SECONDS, TEST_TOKEN, conn_json
 from tests.emu_admin import EmulatorAdmin
 from tests.waits import wait_for
@@ -146,14 +146,9 @@ async def test_emulator_restart_with_state_mid_run(
     assert 5 <= done < len(expected), done
 
     trigger = AsyncRequestSetTrigger(request_set_ids=ids, poll_interval=0.2)
+    polls = multi_reads(admin)
     waiting = asyncio.ensure_future(_first_event(trigger))
-
-    def multi_reads() -> int:
-        return int(admin.counters()["calls_by_kind"].get("get_multi", 0))
-
-    polls = multi_reads()
-    # Waited for in a thread: the trigger polls on this event loop meanwhile.
-    await asyncio.to_thread(wait_for, multi_reads, lambda n: n > polls, "the trigger to poll", interval=0.05)
+    await until_polled(admin, polls)
     assert not waiting.done(), waiting.result()  # processing is paused: nothing can complete
     code = emulator_process.stop()  # SIGTERM mid-processing; state saved
     assert code == 0
