@@ -7,7 +7,6 @@ third-party modules the package imports.
 
 from __future__ import annotations
 
-import ast
 import email.parser
 import re
 import subprocess
@@ -20,6 +19,7 @@ from pathlib import Path
 import pytest
 
 import airflow_fb_async
+from tests.test_imports import EDGES, _in_package
 
 REPO = Path(__file__).resolve().parent.parent
 PACKAGE = REPO / "airflow_fb_async"
@@ -27,6 +27,7 @@ PACKAGE = REPO / "airflow_fb_async"
 # Imported only inside GraphHook.get_connection_form_widgets, which only Airflow 2.x-3.1's UI calls:
 # that UI brings them (Flask-AppBuilder), and on 3.0/3.1 Airflow substitutes stand-ins when absent.
 UI_ONLY_MODULES = {"flask_appbuilder", "flask_babel", "wtforms"}
+COMPAT = "airflow.providers.common.compat"
 EXPECTED_REQUIRES = {
     "apache-airflow": ">=2.11.0",
     "apache-airflow-providers-common-compat": ">=1.20.0",
@@ -132,28 +133,20 @@ def test_twine_check_strict(dist: dict[str, Path]) -> None:
 
 
 def third_party_imports() -> set[str]:
-    """Top-level modules (``airflow.providers.common.compat`` kept whole) imported by the package."""
-    found: set[str] = set()
-    for path in PACKAGE.rglob("*.py"):
-        for node in ast.walk(ast.parse(path.read_text(), str(path))):
-            if isinstance(node, ast.Import):
-                modules = [alias.name for alias in node.names]
-            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
-                modules = [node.module]
-            else:
-                continue
-            for module in modules:
-                if module.startswith("airflow.providers.common.compat"):
-                    found.add("airflow.providers.common.compat")
-                else:
-                    found.add(module.split(".")[0])
-    return {m for m in found if m not in sys.stdlib_module_names and m != "airflow_fb_async"}
+    """Top-level modules (``airflow.providers.common.compat`` kept whole) imported by the package,
+    read from tests/test_imports.py's import graph (every import statement, lazy ones included)."""
+    found = {
+        COMPAT if e.target.startswith(COMPAT) else e.target.split(".")[0]
+        for e in EDGES
+        if not _in_package(e.target, "airflow_fb_async")
+    }
+    return {m for m in found if m not in sys.stdlib_module_names}
 
 
 def test_declared_dependencies_are_exactly_what_the_package_imports() -> None:
     distribution = {
         "airflow": "apache-airflow",
-        "airflow.providers.common.compat": "apache-airflow-providers-common-compat",
+        COMPAT: "apache-airflow-providers-common-compat",
     }
     imported = {distribution.get(m, m) for m in third_party_imports() - UI_ONLY_MODULES}
     assert imported == set(EXPECTED_REQUIRES)

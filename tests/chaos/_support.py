@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import importlib
 import json
 import os
@@ -14,6 +15,7 @@ from typing import Any
 import pytest
 
 from tests.emu_admin import EmulatorAdmin
+from tests.waits import wait_for
 
 PROFILE_NAME = os.environ.get("CHAOS_PROFILE", "quick").strip().lower() or "quick"
 
@@ -153,6 +155,24 @@ def rebuild_trigger(trigger: Any) -> Any:
     module, _, name = classpath.rpartition(".")
     cls = getattr(importlib.import_module(module), name)
     return cls(**json.loads(json.dumps(kwargs)))
+
+
+def multi_reads(emu: EmulatorAdmin) -> int:
+    """How many multi-id reads (a trigger's polls) the emulator has received so far."""
+    return int(emu.counters()["calls_by_kind"].get("get_multi", 0))
+
+
+async def until_polled(emu: EmulatorAdmin, since: int, polls: int = 1) -> None:
+    """Wait until ``polls`` more multi-id reads than ``since`` have reached the emulator: a trigger
+    under test has looked at its sets that often. Waited for in a thread, as the trigger polls on
+    this event loop meanwhile."""
+    await asyncio.to_thread(
+        wait_for,
+        lambda: multi_reads(emu),
+        lambda n: n >= since + polls,
+        f"{polls} trigger poll(s)",
+        interval=0.05,
+    )
 
 
 @dataclass

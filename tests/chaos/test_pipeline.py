@@ -35,8 +35,10 @@ from tests.chaos._support import (
     ctx,
     fault_table,
     listing,
+    multi_reads,
     rebuild_trigger,
     report,
+    until_polled,
 )
 from tests.emu_admin import EmulatorAdmin
 
@@ -61,9 +63,10 @@ async def _wait_with_restart(ids: list[str], emu: EmulatorAdmin, pace: float) ->
     """Run the trigger while the emulator does not process, cancel it (triggerer going down),
     resume processing, rebuild the trigger from serialize() and run it to its event."""
     trigger = AsyncRequestSetTrigger(request_set_ids=ids, poll_interval=0.2)
+    polls = multi_reads(emu)
     first = trigger.run()
     task = asyncio.ensure_future(first.__anext__())
-    await asyncio.sleep(0.8)
+    await until_polled(emu, polls, 3)  # it has looked at the paused sets, whatever the machine's load
     assert not task.done(), "the trigger fired although processing was paused"
     task.cancel()
     try:

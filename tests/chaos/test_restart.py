@@ -10,7 +10,6 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -20,9 +19,10 @@ from airflow_fb_async.hooks.graph import GraphHook
 from airflow_fb_async.operators.async_batch import SubmitAsyncBatchOperator
 from airflow_fb_async.operators.results import AsyncRequestResultsOperator
 from airflow_fb_async.triggers.async_request_set import AsyncRequestSetTrigger
-from tests.chaos._support import PROFILE, by_name, ctx, rebuild_trigger, report
+from tests.chaos._support import PROFILE, by_name, ctx, multi_reads, rebuild_trigger, report, until_polled
 from tests.conftest import CONN_ENV, FAST_REGAIN_UNIT_SECONDS, TEST_TOKEN, conn_json
 from tests.emu_admin import EmulatorAdmin
+from tests.waits import wait_for
 
 pytestmark = [pytest.mark.chaos, pytest.mark.timeout(600)]
 
@@ -54,20 +54,25 @@ class EmulatorProcess:
         self.proc: subprocess.Popen[str] | None = None
         self.url = ""
 
+    def _launch(self) -> tuple[str, str]:
+        """Start the process once; return its first output line and, if it exited instead of serving,
+        its stderr (for the failure message)."""
+        self.proc = subprocess.Popen(self.args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        assert self.proc.stdout is not None
+        assert self.proc.stderr is not None
+        line = self.proc.stdout.readline()
+        if "http://" in line:
+            return line, ""
+        self.proc.wait(timeout=10)
+        return line, self.proc.stderr.read()
+
     def start(self) -> str:
-        deadline = time.monotonic() + 20
-        while True:  # the port may linger briefly after the previous process closed it
-            self.proc = subprocess.Popen(self.args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-            assert self.proc.stdout is not None
-            line = self.proc.stdout.readline()
-            if "http://" in line:
-                self.url = line[line.index("http://") :].split()[0]
-                return self.url
-            self.proc.wait(timeout=10)
-            assert time.monotonic() < deadline, (
-                f"emulator did not start: {line!r} {self.proc.stderr.read()!r}"
-            )
-            time.sleep(0.2)
+        # The port may linger briefly after the previous process closed it: launch again until it serves.
+        line, _ = wait_for(
+            self._launch, lambda seen: "http://" in seen[0], "the emulator to start", timeout=20, interval=0.2
+        )
+        self.url = line[line.index("http://") :].split()[0]
+        return self.url
 
     def stop(self) -> int:
         assert self.proc is not None
@@ -128,26 +133,22 @@ async def test_emulator_restart_with_state_mid_run(
     # Let the processing get under way, slowly (the whole work takes ~30 s at this pace), then pause it
     # again: the state saved at the restart is "part done" whatever the machine's load.
     hook = GraphHook()
-    admin.config(async_pace=1)
-    deadline = time.monotonic() + 60
-    while True:
+
+    def processed() -> int:
         sets = hook.get_request_sets(ids, fields=["id", "success_count", "is_completed"])
-        if sum(int(v.get("success_count") or 0) for v in sets.values()) >= 5:
-            break
-        assert time.monotonic() < deadline, "the emulator processed nothing"
-        await asyncio.sleep(0.05)
+        return sum(int(v.get("success_count") or 0) for v in sets.values())
+
+    admin.config(async_pace=1)
+    wait_for(processed, lambda n: n >= 5, "the emulator to process 5 requests", interval=0.05)
     admin.config(async_pace=0)
-    sets = hook.get_request_sets(ids, fields=["id", "success_count", "is_completed"])
-    done = sum(int(v.get("success_count") or 0) for v in sets.values())
+    done = processed()
     hook.close()
     assert 5 <= done < len(expected), done
 
     trigger = AsyncRequestSetTrigger(request_set_ids=ids, poll_interval=0.2)
+    polls = multi_reads(admin)
     waiting = asyncio.ensure_future(_first_event(trigger))
-    polls = admin.counters()["calls_by_kind"].get("get_multi", 0)
-    while admin.counters()["calls_by_kind"].get("get_multi", 0) == polls:  # the trigger is polling
-        assert time.monotonic() < deadline + 60, "the trigger never polled"
-        await asyncio.sleep(0.05)
+    await until_polled(admin, polls)
     assert not waiting.done(), waiting.result()  # processing is paused: nothing can complete
     code = emulator_process.stop()  # SIGTERM mid-processing; state saved
     assert code == 0

@@ -1,4 +1,5 @@
-"""DAGs for tests/operators/test_batch_retries.py: GraphBatchOperator across task retries (dag.test()).
+"""DAGs for tests/operators/test_batch_retries.py (and the file-fed one for
+tests/operators/test_file_fed.py): GraphBatchOperator across task retries (dag.test()).
 
 Each DAG has one task, ``batch``, with ``retry_delay=0`` so the retries run at once.
 """
@@ -117,6 +118,20 @@ with DAG(dag_id="test_batch_retry_changed", schedule=None, start_date=START, cat
             campaign("act_777001", "bad", objective=None),
         ],
         batch_options=OPTS,
+        retries=1,
+        retry_delay=timedelta(0),
+    )
+
+# File-fed: the requests and output paths come from the run's conf. Windows of 60 requests, calls of
+# 30, one call at a time.
+with DAG(dag_id="test_file_batch_retry_token", schedule=None, start_date=START, catchup=False, tags=["test"]):
+    GraphBatchOperator(
+        task_id="batch",
+        requests_path="{{ dag_run.conf['requests_path'] }}",
+        output_path="{{ dag_run.conf['output_path'] }}",
+        window_size=60,
+        max_concurrency=1,
+        batch_options={**OPTS, "chunk_size": 30},
         retries=1,
         retry_delay=timedelta(0),
     )

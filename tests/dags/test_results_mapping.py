@@ -10,7 +10,6 @@ summary      the campaigns read back, for the test to compare with the emulator'
 from __future__ import annotations
 
 import json
-import time
 from typing import Any
 
 import pendulum
@@ -57,16 +56,16 @@ with DAG(
     @task
     def wait(set_ids: list[str]) -> list[str]:
         from airflow_fb_async.hooks.graph import GraphHook
+        from tests.waits import wait_for
 
         hook = GraphHook()
-        deadline = time.monotonic() + 60
-        while True:
-            sets = hook.get_request_sets(set_ids, fields=["is_completed"])
-            if all(sets[s].get("is_completed") for s in set_ids):
-                return set_ids
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"request sets {set_ids} not completed after 60 s")
-            time.sleep(0.1)
+        wait_for(
+            lambda: hook.get_request_sets(set_ids, fields=["is_completed"]),
+            lambda sets: all(sets[s].get("is_completed") for s in set_ids),
+            f"request sets {set_ids} to complete",
+            interval=0.1,
+        )
+        return set_ids
 
     @task
     def read_back(object_id: str) -> dict[str, Any]:

@@ -66,7 +66,9 @@ def check(summary: dict[str, Any], ids: list[str], **context: Any) -> None:
         assert counts["success_count"] == per_set, counts
 
 
-def _pipeline(dag_id: str, **sensor_kwargs: Any) -> DAG:
+def _pipeline(dag_id: str, *, request_set_ids: str | None = None, **sensor_kwargs: Any) -> DAG:
+    """create_sets -> wait -> check; the sensor takes the ids from ``create_sets``' XComArg, or from
+    the ``request_set_ids`` template when given (then ordered after ``create_sets`` explicitly)."""
     with DAG(
         dag_id=dag_id,
         schedule=None,
@@ -78,10 +80,12 @@ def _pipeline(dag_id: str, **sensor_kwargs: Any) -> DAG:
         ids = create_sets()
         wait = AsyncRequestSetSensor(
             task_id="wait",
-            request_set_ids=ids,
+            request_set_ids=ids if request_set_ids is None else request_set_ids,
             poke_interval=0.2,
             **sensor_kwargs,
         )
+        if request_set_ids is not None:
+            ids >> wait
         check(wait.output, ids)
     return dag
 
@@ -92,23 +96,12 @@ test_wait_pipeline_reschedule = _pipeline(
     "test_wait_pipeline_reschedule", deferrable=False, mode="reschedule", timeout=60
 )
 # Templated ids (a rendered Python-list string) instead of an XComArg.
-with DAG(
-    dag_id="test_wait_pipeline_templated",
-    schedule=None,
-    start_date=datetime(2025, 1, 1),
-    catchup=False,
-    default_args={"retries": 0},
-) as test_wait_pipeline_templated:
-    _ids = create_sets()
-    _wait = AsyncRequestSetSensor(
-        task_id="wait",
-        request_set_ids="{{ ti.xcom_pull(task_ids='create_sets') }}",
-        poke_interval=0.2,
-        deferrable=True,
-        timeout=60,
-    )
-    _ids >> _wait
-    check(_wait.output, _ids)
+test_wait_pipeline_templated = _pipeline(
+    "test_wait_pipeline_templated",
+    request_set_ids="{{ ti.xcom_pull(task_ids='create_sets') }}",
+    deferrable=True,
+    timeout=60,
+)
 
 # Never completes (the test pauses processing): the sensor must fail with a clear timeout.
 test_wait_timeout = _pipeline(
