@@ -3,7 +3,7 @@
 
 ``op.execute(context)`` gets a small context: a dict-backed ``task_state_store`` (the surface of
 Airflow's accessor) and, for the submit operator, a stub task instance. Real task retries inside
-Airflow are covered by tests/dags/test_file_pipeline.py.
+Airflow are covered by tests/dags/test_batch_retries.py.
 """
 
 from __future__ import annotations
