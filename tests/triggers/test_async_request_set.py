@@ -31,6 +31,7 @@ from airflow_fb_async.waiting.poller import (
 )
 from airflow_fb_async.waiting.sets import REQUEST_SET_KIND
 from tests.conftest import CONN_ENV, TEST_TOKEN, conn_json
+from tests.waits import wait_for
 
 CLASSPATH = "airflow_fb_async.triggers.async_request_set.AsyncRequestSetTrigger"
 
@@ -564,10 +565,12 @@ async def test_on_kill_cancels_pending_sets(graph_conn: Any) -> None:
     gen = trig.run()
     task = asyncio.ensure_future(gen.__anext__())
     # Kill it mid-wait: once it has read the sets at least once.
-    deadline = time.monotonic() + 60
-    while (await asyncio.to_thread(graph_conn.counters))["calls_by_kind"].get("get_multi", 0) < 1:
-        assert time.monotonic() < deadline, "the trigger never read its sets"
-        await asyncio.sleep(0.02)
+    await asyncio.to_thread(
+        wait_for,
+        lambda: graph_conn.counters()["calls_by_kind"].get("get_multi", 0),
+        lambda n: n >= 1,
+        "the trigger's first read of its sets",
+    )
     assert not task.done()
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
