@@ -16,18 +16,12 @@ from typing import Any
 import pytest
 
 from airflow_fb_async.exceptions import AsyncRequestSetError
-from airflow_fb_async.sensors.async_request_set import AsyncRequestSetSensor
 from tests.operators.test_async_batch import ctx, simple, submit
+from tests.sensors.test_async_request_set import sensor
 from tests.triggers.test_async_request_set import create_sets
 from tests.waits import wait_for
 
 UNKNOWN = "424242424242"
-
-
-def sensor(ids: Any, **kwargs: Any) -> AsyncRequestSetSensor:
-    return AsyncRequestSetSensor(
-        task_id="wait", request_set_ids=ids, poke_interval=0.05, timeout=30, **kwargs
-    )
 
 
 def test_sensor_poke_fails_on_an_unknown_set(graph_conn: Any) -> None:
