@@ -1,4 +1,4 @@
-"""The base of the request set operators: one Graph connection, one hook."""
+"""The base of the operators that talk to Graph: one connection, one hook."""
 
 from __future__ import annotations
 

@@ -20,14 +20,13 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from airflow_fb_async._compat import BaseOperator
 from airflow_fb_async.exceptions import GraphBatchError, GraphInputError
 from airflow_fb_async.hooks.batch_outcomes import entry_failed
 from airflow_fb_async.hooks.batch_validate import validate_requests
-from airflow_fb_async.hooks.graph import GraphHook
 from airflow_fb_async.jsonl import JsonlWriter, StoragePath, storage_path
 from airflow_fb_async.literals import parse_rendered_list
 from airflow_fb_async.operators._files import exactly_one, read_window
+from airflow_fb_async.operators._graph_operator import GraphOperator
 from airflow_fb_async.operators._xcom import push_xcom
 from airflow_fb_async.operators.file_batch import run_file_batch, scan_batch_file
 from airflow_fb_async.operators.task_state import journal_from_context, refuse_blind_resend
@@ -35,6 +34,7 @@ from airflow_fb_async.operators.task_state import journal_from_context, refuse_b
 if TYPE_CHECKING:
     from airflow_fb_async._compat import Context
     from airflow_fb_async.hooks.batch_journal import BatchJournal
+    from airflow_fb_async.hooks.graph import GraphHook
     from airflow_fb_async.operators._files import FileScan
 
 # How many failing entries the task error lists (all of them are on the exception's ``failures``).
@@ -93,7 +93,7 @@ def failure_lines(failures: Sequence[Mapping[str, Any]], total: int | None = Non
     return "\n".join(lines)
 
 
-class GraphBatchOperator(BaseOperator):
+class GraphBatchOperator(GraphOperator):
     """Run a standard Graph API batch (``POST /`` with ``batch``) of any size.
 
     The requests are validated before any call, planned into calls of at most 50 (dependency
@@ -154,8 +154,7 @@ class GraphBatchOperator(BaseOperator):
         "requests_path",
         "output_path",
         "files",
-        "graph_conn_id",
-        "api_version",
+        *GraphOperator.template_fields,
     )
     ui_color = "#4267B2"
 
@@ -176,7 +175,7 @@ class GraphBatchOperator(BaseOperator):
         resend_creates_without_state: bool = False,
         **kwargs: Any,
     ) -> None:
-        super().__init__(**kwargs)
+        super().__init__(graph_conn_id=graph_conn_id, api_version=api_version, **kwargs)
         exactly_one(requests, requests_path, "GraphBatchOperator")
         if isinstance(window_size, bool) or not isinstance(window_size, int) or window_size < 1:
             raise GraphInputError(f"window_size must be a positive integer, got {window_size!r}")
@@ -188,8 +187,6 @@ class GraphBatchOperator(BaseOperator):
         self.include_headers = include_headers
         self.fail_on_error = fail_on_error
         self.max_concurrency = max_concurrency
-        self.graph_conn_id = graph_conn_id
-        self.api_version = api_version
         self.batch_options = dict(batch_options or {})
         self.resend_creates_without_state = resend_creates_without_state
 
@@ -237,7 +234,7 @@ class GraphBatchOperator(BaseOperator):
         journal = self.journal(context, requests)
         if journal is None and not self.resend_creates_without_state:
             refuse_blind_resend(context, validated)
-        hook = GraphHook(graph_conn_id=self.graph_conn_id, api_version=self.api_version)
+        hook = self.hook
         self.log.info(
             "Running a standard batch of %d requests (max_concurrency=%d)",
             len(requests),
@@ -286,7 +283,7 @@ class GraphBatchOperator(BaseOperator):
                 "This Airflow has no task_state_store (Airflow 3.3+): a retry of this task sends the file "
                 "from its first window again."
             )
-        hook = GraphHook(graph_conn_id=self.graph_conn_id, api_version=self.api_version)
+        hook = self.hook
         summary, failures = run_file_batch(
             scan=scan,
             output=output,

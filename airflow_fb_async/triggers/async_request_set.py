@@ -25,6 +25,7 @@ from airflow_fb_async.waiting import HOOK_MODULE, import_off_loop
 from airflow_fb_async.waiting.ids import normalize_set_ids
 
 if TYPE_CHECKING:
+    from airflow_fb_async.waiting.poller import PollKind
     from airflow_fb_async.waiting.sets import SetWait
 
 #: What a running trigger needs beyond this module: imported in a worker thread, not on the loop.
@@ -71,22 +72,13 @@ class AsyncRequestSetTrigger(GraphWaitTrigger):
             "cancel_on_kill": self.cancel_on_kill,
         }
 
-    async def wait(self) -> dict[str, Any]:
-        from airflow_fb_async.waiting.rounds import wait_rounds  # loaded: lookups
-        from airflow_fb_async.waiting.sets import REQUEST_SET_KIND, SetWait
+    def rules(self) -> tuple[PollKind, SetWait]:
+        from airflow_fb_async.waiting.sets import REQUEST_SET_KIND, SetWait  # loaded: lookups
 
-        rules = self._wait = SetWait(
+        self._wait = SetWait(
             self.request_set_ids, self.log, fail_on_request_errors=self.fail_on_request_errors
         )
-        return await wait_rounds(
-            self.graph_conn_id,
-            self.api_version,
-            REQUEST_SET_KIND,
-            self.request_set_ids,
-            self.poll_interval,
-            self.end_time,
-            rules,
-        )
+        return REQUEST_SET_KIND, self._wait
 
     async def on_kill(self) -> None:
         """Cancel the sets not yet completed when a user kills the task (``cancel_on_kill``)."""

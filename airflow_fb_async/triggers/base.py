@@ -6,7 +6,8 @@ derives the class path from the class and returns plain JSON kwargs, so that
 ``Trigger(**kwargs)`` rebuilds the same trigger. :meth:`GraphWaitTrigger.run` imports the round
 loop and the wait's module in a worker thread (a triggerer imports this module on its event loop: it stays light),
 logs one start line and fires the one event of :meth:`GraphWaitTrigger.wait`, which waits in the
-shared rounds of :func:`~airflow_fb_async.waiting.rounds.wait_rounds`.
+shared rounds of :func:`~airflow_fb_async.waiting.rounds.wait_rounds` under the subclass's
+:meth:`GraphWaitTrigger.rules` (what is read, what a round means).
 """
 
 from __future__ import annotations
@@ -18,6 +19,9 @@ from airflow_fb_async.waiting import import_off_loop
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
+
+    from airflow_fb_async.waiting.poller import PollKind
+    from airflow_fb_async.waiting.rounds import RoundRules
 
 #: The shared round loop, imported with each trigger's wait module in a worker thread.
 ROUNDS_MODULE = "airflow_fb_async.waiting.rounds"
@@ -83,6 +87,16 @@ class GraphWaitTrigger(BaseTrigger):
         )
         yield TriggerEvent(await self.wait())
 
-    async def wait(self) -> dict[str, Any]:
-        """Wait (the wait's module is loaded by now) and return the event payload."""
+    def rules(self) -> tuple[PollKind, RoundRules]:
+        """What the shared poller reads for this trigger and the rules deciding each round (called
+        in :meth:`wait`, once the wait's module is loaded)."""
         raise NotImplementedError
+
+    async def wait(self) -> dict[str, Any]:
+        """Wait in the shared rounds under :meth:`rules` and return the event payload."""
+        from airflow_fb_async.waiting.rounds import wait_rounds  # loaded by run(): lookups
+
+        kind, rules = self.rules()
+        return await wait_rounds(
+            self.graph_conn_id, self.api_version, kind, self.ids, self.poll_interval, self.end_time, rules
+        )

@@ -20,11 +20,14 @@ triggerer imports it on its event loop: the rest is imported in a worker thread 
 
 from __future__ import annotations
 
-import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from airflow_fb_async.triggers.base import GraphWaitTrigger
 from airflow_fb_async.waiting.ids import normalize_ids
+
+if TYPE_CHECKING:
+    from airflow_fb_async.waiting.poller import PollKind
+    from airflow_fb_async.waiting.report_runs import RunWait
 
 #: What a running trigger needs beyond this module: imported in a worker thread, not on the loop.
 WAIT_MODULE = "airflow_fb_async.waiting.report_runs"
@@ -61,18 +64,9 @@ class AsyncReportRunTrigger(GraphWaitTrigger):
     def own_args(self) -> dict[str, Any]:
         return {"report_run_ids": list(self.report_run_ids), "return_on_failure": self.return_on_failure}
 
-    async def wait(self) -> dict[str, Any]:
-        from airflow_fb_async.waiting.report_runs import make_run_event, wait_report_runs  # loaded: lookups
+    def rules(self) -> tuple[PollKind, RunWait]:
+        from airflow_fb_async.waiting.report_runs import REPORT_RUN_KIND, RunWait  # loaded: lookups
 
-        if self.end_time is not None and self.end_time <= time.time():
-            runs: dict[str, dict[str, Any]] = {rid: {} for rid in self.report_run_ids}
-            return make_run_event("timeout", "end time passed before the first read", runs)
-        return await wait_report_runs(
-            self.report_run_ids,
-            self.log,
-            graph_conn_id=self.graph_conn_id,
-            api_version=self.api_version,
-            poll_interval=self.poll_interval,
-            end_time=self.end_time,
-            return_on_failure=self.return_on_failure,
+        return REPORT_RUN_KIND, RunWait(
+            self.report_run_ids, self.log, return_on_failure=self.return_on_failure
         )

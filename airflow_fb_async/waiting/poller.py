@@ -105,11 +105,6 @@ class Round:
     retry_in: float | None = None
     attempt: int = 0
 
-    @property
-    def final_error(self) -> BaseException | None:
-        """The error that ends the member's wait, or None."""
-        return self.error if self.error is not None and self.retry_in is None else None
-
 
 @dataclass(frozen=True)
 class RoundStats:

@@ -1,4 +1,4 @@
-"""Waiting on insights report runs: what is read, what counts as finished, the events, the wait.
+"""Waiting on insights report runs: what is read, what counts as finished, the events, the rules (``RunWait``).
 
 The report-run counterpart of :mod:`~airflow_fb_async.waiting.sets`, used by
 :class:`~airflow_fb_async.triggers.insights.AsyncReportRunTrigger` (in the triggerer) and by
@@ -29,7 +29,6 @@ from airflow_fb_async.waiting.errors import describe_error
 from airflow_fb_async.waiting.events import envelope_problems, event_envelope
 from airflow_fb_async.waiting.poller import PollKind
 from airflow_fb_async.waiting.progress import QUIET_LOG_INTERVAL
-from airflow_fb_async.waiting.rounds import wait_rounds
 
 if TYPE_CHECKING:
     import logging
@@ -156,21 +155,3 @@ class RunWait:
 
     def timeout_event(self) -> dict[str, Any]:
         return self._event("timeout", f"end time passed; {describe_runs(summarize_runs(self.latest))}")
-
-
-async def wait_report_runs(
-    report_run_ids: list[str],
-    log: logging.Logger | Any,
-    *,
-    graph_conn_id: str,
-    api_version: str | None,
-    poll_interval: float,
-    end_time: float | None,
-    return_on_failure: bool = True,
-) -> dict[str, Any]:
-    """Wait on the runs through the loop's shared poller; the event payload (never raises for Graph
-    errors: a final read error is an ``error`` event, a passed ``end_time`` a ``timeout`` one)."""
-    rules = RunWait(report_run_ids, log, return_on_failure=return_on_failure)
-    return await wait_rounds(
-        graph_conn_id, api_version, REPORT_RUN_KIND, report_run_ids, poll_interval, end_time, rules
-    )

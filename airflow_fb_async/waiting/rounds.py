@@ -56,10 +56,10 @@ async def wait_rounds(
 ) -> dict[str, Any]:
     """Wait on ``ids`` through the running loop's shared poller for ``kind`` until ``rules`` return an
     event (a final read error is an ``error`` event, a passed ``end_time`` a ``timeout`` one)."""
-    poller = shared_poller(graph_conn_id, api_version, kind)
     left = None if end_time is None else end_time - time.time()
-    if left is not None and left <= 0:
+    if left is not None and left <= 0:  # no read, no poller made
         return rules.timeout_event()
+    poller = shared_poller(graph_conn_id, api_version, kind)
     async with poller.subscribe(ids, interval) as member:
         try:
             # One deadline for the whole wait: no timer object per round, kept alive for a round by

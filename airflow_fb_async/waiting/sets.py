@@ -34,7 +34,7 @@ from airflow_fb_async.waiting.events import (
     request_errors_message,
 )
 from airflow_fb_async.waiting.poller import PollKind
-from airflow_fb_async.waiting.progress import QUIET_LOG_INTERVAL, ProgressTracker
+from airflow_fb_async.waiting.progress import ProgressTracker
 
 #: What the shared poller reads for request sets, and when a set needs no more reads.
 REQUEST_SET_KIND = PollKind("request_set", DEFAULT_SET_FIELDS, set_is_completed)
@@ -78,12 +78,11 @@ class SetWait:
         log: Logger,
         *,
         fail_on_request_errors: bool = False,
-        quiet_interval: float = QUIET_LOG_INTERVAL,
     ) -> None:
         self.set_ids = list(set_ids)
         self.log = log
         self.fail_on_request_errors = bool(fail_on_request_errors)
-        self.tracker = ProgressTracker(self.set_ids, quiet_interval)
+        self.tracker = ProgressTracker(self.set_ids)
         self.failures = 0
         self._last_failure_log: float | None = None
 
@@ -183,7 +182,6 @@ class SetWait:
         hook: SetReader,
         interval: float,
         timeout: float | None,
-        sleep: Callable[[float], Any] = time.sleep,
     ) -> dict[str, dict[str, int]]:
         """Poll on a worker until done (the submit operator's non-deferrable wait): returns the summary
         or raises :class:`AsyncRequestSetError`, exactly as the trigger's event would."""
@@ -191,9 +189,9 @@ class SetWait:
         delay = interval
         while True:
             if deadline is not None and time.monotonic() + delay > deadline:
-                sleep(max(deadline - time.monotonic(), 0.0))
+                time.sleep(max(deadline - time.monotonic(), 0.0))
                 return event_result(self.timeout_event())
-            sleep(delay)
+            time.sleep(delay)
             event, delay = self.try_poll(hook, interval)
             if event is not None:
                 return event_result(event)

@@ -21,7 +21,7 @@ from airflow_fb_async.operators.async_batch import (
     task_instance_key,
 )
 from tests.operators.test_async_batch import ACCOUNT, StubStore, StubTI, chains, simple, submit
-from tests.waits import DEADLINE, wait_for
+from tests.waits import wait_done
 
 
 def context(run_id: str, store: bool = True) -> dict[str, Any]:
@@ -29,19 +29,6 @@ def context(run_id: str, store: bool = True) -> dict[str, Any]:
     if store:
         out["task_state_store"] = StubStore()
     return out
-
-
-def wait_completed(*set_ids: str, timeout: float = DEADLINE) -> dict[str, dict[str, Any]]:
-    """Poll until every set is completed (a bound, not a timing assumption); return their counts."""
-    hook = GraphHook()
-    return wait_for(
-        lambda: hook.get_request_sets(
-            list(set_ids), fields="id,is_completed,total_count,success_count,canceled_count"
-        ),
-        lambda got: all(got[i].get("is_completed") for i in set_ids),
-        f"request sets {set_ids} to complete",
-        timeout,
-    )
 
 
 def request_names(set_id: str) -> list[str]:
@@ -120,7 +107,7 @@ def test_rerun_after_cancel_resubmits_exactly_the_canceled_requests(graph_conn: 
     )
     CancelAsyncRequestSetOperator(task_id="c", object_ids=[second, r0]).execute({})
     graph_conn.config(async_pace=1000)
-    wait_completed(first, second)  # r1, r2 ran; r0 and the whole second set were canceled
+    wait_done(graph_conn, first, second)  # r1, r2 ran; r0 and the whole second set were canceled
 
     rerun = submit(requests=requests, max_set_size=3).execute(ctx)
     assert len(rerun) == 3
@@ -132,7 +119,7 @@ def test_rerun_after_cancel_resubmits_exactly_the_canceled_requests(graph_conn: 
     assert [names[i]["name"] for i in rerun[1:]] == [
         f"job (resubmit 1) [part {k}/2 #{digest}]" for k in (1, 2)
     ]
-    wait_completed(*rerun[1:])
+    wait_done(graph_conn, *rerun[1:])
     campaigns = sorted(o["name"] for o in graph_conn.objects("campaign"))
     assert campaigns == [f"c{i}" for i in range(6)]  # every request ran exactly once
 
@@ -151,12 +138,12 @@ def test_resubmitted_request_gets_the_result_it_referenced(graph_conn: Any) -> N
     ids = {r["input"]["name"]: r["id"] for r in GraphHook().list_requests(set_id, fields="id,input")}
     CancelAsyncRequestSetOperator(task_id="c", object_ids=[ids["s0"], ids["a0"]]).execute({})
     graph_conn.config(async_pace=1000)
-    wait_completed(set_id)
+    wait_done(graph_conn, set_id)
 
     rerun = submit(requests=requests).execute(ctx)
     assert rerun[0] == set_id
     assert request_names(rerun[1]) == ["s0", "a0"]
-    wait_completed(rerun[1])
+    wait_done(graph_conn, rerun[1])
     [campaign] = graph_conn.objects("campaign")
     [adset] = graph_conn.objects("adset")
     [ad] = graph_conn.objects("ad")

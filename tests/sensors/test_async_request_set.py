@@ -17,8 +17,8 @@ from airflow_fb_async.sensors.async_request_set import AsyncRequestSetSensor
 from airflow_fb_async.triggers.async_request_set import AsyncRequestSetTrigger
 from airflow_fb_async.waiting.events import make_event
 from tests.conftest import TEST_TOKEN, run_dag
-from tests.triggers.test_async_request_set import all_logs, create_sets, read_set
-from tests.waits import wait_done
+from tests.triggers.test_async_request_set import all_logs, create_sets
+from tests.waits import read_set, wait_done
 
 DONE = {"total_count": 2, "success_count": 2, "error_count": 0, "canceled_count": 0}
 
@@ -179,7 +179,7 @@ def test_on_kill_cancels_pending_sets(graph_conn: Any) -> None:
     assert not op.poke({})
     op.on_kill()
     for set_id in ids:
-        assert read_set(graph_conn.url, set_id)["canceled_count"] == 2
+        assert read_set(graph_conn, set_id)["canceled_count"] == 2
 
 
 # --------------------------------------------------------------------------------------------------

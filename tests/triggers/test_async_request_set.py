@@ -31,6 +31,7 @@ from airflow_fb_async.waiting.poller import (
 )
 from airflow_fb_async.waiting.sets import REQUEST_SET_KIND
 from tests.conftest import CONN_ENV, TEST_TOKEN, conn_json
+from tests.waits import read_set, wait_for
 
 CLASSPATH = "airflow_fb_async.triggers.async_request_set.AsyncRequestSetTrigger"
 
@@ -84,17 +85,6 @@ def cancel_sets(url: str, set_ids: list[str]) -> None:
                 f"{url}/v25.0/{set_id}", headers={"Authorization": f"OAuth {TEST_TOKEN}"}, timeout=30
             )
             resp.raise_for_status()
-
-
-def read_set(url: str, set_id: str) -> dict[str, Any]:
-    resp = requests.get(
-        f"{url}/v25.0/{set_id}",
-        params={"fields": "is_completed,total_count,success_count,error_count,canceled_count"},
-        headers={"Authorization": f"OAuth {TEST_TOKEN}"},
-        timeout=30,
-    )
-    resp.raise_for_status()
-    return resp.json()
 
 
 async def first_event(trigger: AsyncRequestSetTrigger, timeout: float = 30) -> dict[str, Any]:
@@ -369,7 +359,7 @@ async def test_cancelled_trigger_leaves_the_others_alone(graph_conn: Any) -> Non
     assert len(reads) == len(watch.rounds)
     assert all(ids[1] not in json.dumps(c["query"]) for c in reads[3:])
     assert all(ids[0] in json.dumps(c["query"]) for c in reads)  # the others kept being read
-    assert read_set(graph_conn.url, ids[1])["canceled_count"] == 0  # no on_kill: nothing canceled
+    assert read_set(graph_conn, ids[1])["canceled_count"] == 0  # no on_kill: nothing canceled
 
 
 async def test_unknown_set_ends_only_its_own_trigger(graph_conn: Any) -> None:
@@ -564,17 +554,19 @@ async def test_on_kill_cancels_pending_sets(graph_conn: Any) -> None:
     gen = trig.run()
     task = asyncio.ensure_future(gen.__anext__())
     # Kill it mid-wait: once it has read the sets at least once.
-    deadline = time.monotonic() + 60
-    while (await asyncio.to_thread(graph_conn.counters))["calls_by_kind"].get("get_multi", 0) < 1:
-        assert time.monotonic() < deadline, "the trigger never read its sets"
-        await asyncio.sleep(0.02)
+    await asyncio.to_thread(
+        wait_for,
+        lambda: graph_conn.counters()["calls_by_kind"].get("get_multi", 0),
+        lambda n: n >= 1,
+        "the trigger's first read of its sets",
+    )
     assert not task.done()
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
     await trig.on_kill()
     for set_id in ids:
-        data = read_set(graph_conn.url, set_id)
+        data = read_set(graph_conn, set_id)
         assert data["canceled_count"] == 3, data
 
 
@@ -584,7 +576,7 @@ async def test_on_kill_without_flag_cancels_nothing(graph_conn: Any) -> None:
     before = graph_conn.http_calls()
     await trigger(ids).on_kill()
     assert graph_conn.http_calls() == before
-    assert read_set(graph_conn.url, ids[0])["canceled_count"] == 0
+    assert read_set(graph_conn, ids[0])["canceled_count"] == 0
 
 
 class BlockingCallLog:

@@ -21,6 +21,7 @@ from airflow_fb_async.waiting.report_runs import run_event_result
 from tests.conftest import TEST_TOKEN
 from tests.emu_admin import EmulatorAdmin
 from tests.triggers.test_no_stall import HEAVY
+from tests.waits import wait_for
 
 
 def fire(trigger: AsyncReportRunTrigger) -> dict[str, Any]:
@@ -39,11 +40,12 @@ def fire(trigger: AsyncReportRunTrigger) -> dict[str, Any]:
 
 
 def wait_until(hook: GraphHook, run_ids: list[str], done: Callable[[dict[str, Any]], bool]) -> None:
-    """Poll (directly, not through the trigger) until ``done`` holds for every run: a state is awaited."""
-    deadline = time.monotonic() + 60
-    while not all(done(r) for r in hook.get_report_runs(run_ids).values()):
-        assert time.monotonic() < deadline
-        time.sleep(0.01)
+    """Read the runs (directly, not through the trigger) until ``done`` holds for every one."""
+    wait_for(
+        lambda: hook.get_report_runs(run_ids),
+        lambda runs: all(done(r) for r in runs.values()),
+        f"{len(run_ids)} report run(s) to reach the awaited state",
+    )
 
 
 def multi_id_sizes(emu: EmulatorAdmin, since: int = 0) -> list[int]:

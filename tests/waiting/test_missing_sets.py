@@ -11,23 +11,17 @@ the sensor raised, the trigger emitted an error event. The trigger's cases live 
 from __future__ import annotations
 
 import threading
-import time
 from typing import Any
 
 import pytest
 
 from airflow_fb_async.exceptions import AsyncRequestSetError
-from airflow_fb_async.sensors.async_request_set import AsyncRequestSetSensor
 from tests.operators.test_async_batch import ctx, simple, submit
+from tests.sensors.test_async_request_set import sensor
 from tests.triggers.test_async_request_set import create_sets
+from tests.waits import wait_for
 
 UNKNOWN = "424242424242"
-
-
-def sensor(ids: Any, **kwargs: Any) -> AsyncRequestSetSensor:
-    return AsyncRequestSetSensor(
-        task_id="wait", request_set_ids=ids, poke_interval=0.05, timeout=30, **kwargs
-    )
 
 
 def test_sensor_poke_fails_on_an_unknown_set(graph_conn: Any) -> None:
@@ -61,11 +55,12 @@ def test_submit_wait_without_timeout_fails_when_its_sets_vanish(graph_conn: Any)
 
     worker = threading.Thread(target=run, daemon=True)
     worker.start()
-    deadline = time.monotonic() + 60
-    while graph_conn.counters()["calls_by_kind"].get("get_multi", 0) < 2:  # first check + one poll
-        assert time.monotonic() < deadline, "the operator never polled its sets"
-        assert worker.is_alive(), outcome
-        time.sleep(0.02)
+    polls = wait_for(
+        lambda: graph_conn.counters()["calls_by_kind"].get("get_multi", 0),
+        lambda n: n >= 2 or not worker.is_alive(),
+        "the operator's first check and one poll of its sets",
+    )
+    assert polls >= 2, outcome  # else the operator ended before it polled
     (set_id,) = op.request_set_ids
     graph_conn.reset()  # every object is gone: the next read names the set as non-existent
     worker.join(60)
